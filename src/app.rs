@@ -1,0 +1,175 @@
+//! Assembly of one node: keys, database, Socket.IO server and HTTP routes on one port, and
+//! the graceful stop.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Method, header},
+};
+use socketioxide::{ParserConfig, SocketIo, adapter::Adapter};
+use tokio::net::{TcpListener, TcpSocket};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+use crate::{
+    auth,
+    config::{Config, JwtKeySource, ParserKind},
+    db::Db,
+    http::{self, HttpState},
+    secrets,
+    socket,
+    state::AppState,
+};
+
+/// Boxed error for start-up failures; their messages name what to fix.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Listen backlog: the default 128 drops SYNs under connect bursts.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `HOST:PORT` with a large listen backlog.
+pub fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
+    let ip: std::net::IpAddr = if host == "localhost" { [127, 0, 0, 1].into() } else { host.parse()? };
+    let addr = SocketAddr::new(ip, port);
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket.listen(LISTEN_BACKLOG)?)
+}
+
+/// The secrets a node runs with, generated into the data folder when not configured.
+pub struct Keys {
+    /// The HMAC secret, unless a public key verifies tokens.
+    pub jwt_secret: Option<Vec<u8>>,
+    /// Service keys for the HTTP API.
+    pub api_keys: Vec<String>,
+}
+
+/// Loads or generates the JWT secret and API key as the configuration asks. Logs where
+/// generated files are, never what they hold.
+pub fn load_keys(cfg: &Config) -> Result<Keys, StartError> {
+    let dir = cfg.data_dir();
+    let jwt_secret = match &cfg.jwt_key {
+        JwtKeySource::Secret(s) => Some(s.clone()),
+        JwtKeySource::PublicKeyFile(_) => None,
+        JwtKeySource::Generated => {
+            let (secret, created) = secrets::load_or_create(&dir, secrets::SECRET_FILE)
+                .map_err(|e| format!("cannot keep the generated JWT secret in {}: {e}", dir.display()))?;
+            let path = secrets::path_of(&dir, secrets::SECRET_FILE);
+            tracing::warn!(
+                file = %path.display(),
+                created,
+                "JWT_SECRET is not set: using a generated secret kept in this file (set JWT_SECRET or JWT_PUBLIC_KEY_FILE in production)"
+            );
+            Some(secret.into_bytes())
+        }
+    };
+    let api_keys = if cfg.api_keys.is_empty() {
+        let (key, created) = secrets::load_or_create(&dir, secrets::API_KEY_FILE)
+            .map_err(|e| format!("cannot keep the generated API key in {}: {e}", dir.display()))?;
+        let path = secrets::path_of(&dir, secrets::API_KEY_FILE);
+        tracing::warn!(file = %path.display(), created, "API_KEYS is not set: using a generated key kept in this file");
+        vec![key]
+    } else {
+        cfg.api_keys.clone()
+    };
+    Ok(Keys { jwt_secret, api_keys })
+}
+
+/// Opens the database and applies its migrations.
+pub async fn open_db(cfg: &Config) -> Result<Db, StartError> {
+    let db = Db::connect(&cfg.database_url)
+        .await
+        .map_err(|e| format!("DATABASE_URL {}: {e}", crate::config::mask_url(&cfg.database_url)))?;
+    db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
+    Ok(db)
+}
+
+/// Runs a node on `listener` until `shutdown` resolves, then stops gracefully within
+/// `SHUTDOWN_TIMEOUT_SECS`.
+pub async fn serve(cfg: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let keys = load_keys(&cfg)?;
+    let verifier = auth::verifier_for(&cfg, keys.jwt_secret.as_deref())?;
+    let db = open_db(&cfg).await?;
+    let state = AppState::new(cfg, db, verifier, keys.api_keys);
+    run(state, listener, shutdown).await
+}
+
+async fn run(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let cfg = &state.cfg;
+    let mut builder = SocketIo::builder()
+        .with_state(state.clone())
+        .max_payload(cfg.max_payload_bytes as u64)
+        .ws_max_message_size(cfg.max_payload_bytes)
+        .ws_max_frame_size(cfg.max_payload_bytes);
+    if cfg.parser == ParserKind::Msgpack {
+        builder = builder.with_parser(ParserConfig::msgpack());
+    }
+    let (layer, io) = builder.build_layer();
+    socket::register(&io);
+    let router = http::router(HttpState { app: state.clone(), io: io.clone() })
+        .layer(layer)
+        .layer(DefaultBodyLimit::max(cfg.max_payload_bytes))
+        .layer(cors(cfg)?);
+    finish(state, io, router, listener, shutdown).await
+}
+
+async fn finish<A: Adapter>(
+    state: AppState,
+    io: SocketIo<A>,
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
+
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let io_for_stop = io.clone();
+    let graceful = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+        // Closing the engine ends every transport; clients see `transport close` and reconnect.
+        io_for_stop.close().await;
+    };
+    let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(graceful);
+    let timeout = state.cfg.shutdown_timeout;
+    let server = tokio::spawn(async move { server.await });
+    let mut server = server;
+    tokio::select! {
+        res = &mut server => { res??; }
+        _ = stopping_rx => {
+            match tokio::time::timeout(timeout, &mut server).await {
+                Ok(res) => { res??; }
+                Err(_) => {
+                    tracing::warn!(?timeout, "connections still open at SHUTDOWN_TIMEOUT_SECS; closing anyway");
+                    server.abort();
+                }
+            }
+        }
+    }
+    sweeper.abort();
+    let left = timeout.saturating_sub(Duration::from_millis(100));
+    let _ = tokio::time::timeout(left, state.db.close()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn cors(cfg: &Config) -> Result<CorsLayer, StartError> {
+    let origin = match &cfg.cors_origins {
+        None => AllowOrigin::from(Any),
+        Some(list) => {
+            let values = list
+                .iter()
+                .map(|o| HeaderValue::from_str(o).map_err(|_| format!("CORS_ORIGINS: `{o}` is not a valid origin")))
+                .collect::<Result<Vec<_>, _>>()?;
+            AllowOrigin::list(values)
+        }
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]))
+}

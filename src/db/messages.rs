@@ -1,0 +1,85 @@
+//! The `messages` table: chat messages of client rooms.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Db, finish_page, new_id_and_time, probe_limit};
+use crate::error::{AppError, Result};
+
+/// A stored chat message, as clients see it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// UUIDv7, usable as a `before` cursor.
+    pub id: String,
+    /// The room it was sent to.
+    pub room_id: String,
+    /// The sender.
+    pub user_id: String,
+    /// The text, unchanged.
+    pub text: String,
+    /// RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+}
+
+fn from_row(r: sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
+    Ok(Message {
+        id: r.try_get("id")?,
+        room_id: r.try_get("room_id")?,
+        user_id: r.try_get("user_id")?,
+        text: r.try_get("text")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Stores a message and returns it.
+pub async fn insert(db: &Db, room_id: &str, user_id: &str, text: &str) -> Result<Message> {
+    let (id, created_at) = new_id_and_time();
+    sqlx::query("INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&id)
+        .bind(room_id)
+        .bind(user_id)
+        .bind(text)
+        .bind(&created_at)
+        .execute(db.pool())
+        .await?;
+    Ok(Message { id, room_id: room_id.into(), user_id: user_id.into(), text: text.into(), created_at })
+}
+
+/// One page of a room's messages, newest first, older than `before` when given.
+/// A `before` that names no message of this room is [`AppError::NotFound`].
+pub async fn page(db: &Db, room_id: &str, before: Option<&str>, limit: u32) -> Result<(Vec<Message>, bool)> {
+    let rows = match before {
+        Some(before) => {
+            let exists = sqlx::query("SELECT 1 FROM messages WHERE id = $1 AND room_id = $2")
+                .bind(before)
+                .bind(room_id)
+                .fetch_optional(db.pool())
+                .await?;
+            if exists.is_none() {
+                return Err(AppError::NotFound);
+            }
+            sqlx::query(
+                "SELECT id, room_id, user_id, text, created_at FROM messages \
+                 WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(room_id)
+            .bind(before)
+            .bind(probe_limit(limit))
+            .fetch_all(db.pool())
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT id, room_id, user_id, text, created_at FROM messages \
+                 WHERE room_id = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(room_id)
+            .bind(probe_limit(limit))
+            .fetch_all(db.pool())
+            .await?
+        }
+    };
+    let rows = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(finish_page(rows, limit))
+}

@@ -1,0 +1,163 @@
+//! Storage: one pool for SQLite (the embedded default) or PostgreSQL (clusters), chosen by
+//! the scheme of `DATABASE_URL`, with the migrations of that backend applied on start.
+//!
+//! Queries are written once, in SQL both backends accept (`$1` placeholders, text ids, integer
+//! flags), and run through sqlx's `Any` driver. Each table has its own module.
+
+pub mod messages;
+pub mod notifications;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyConnectOptions, AnyPoolOptions},
+    migrate::Migrator,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database engine a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A cheap, cloneable handle to the database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite://…` is created if missing; `postgres://…`).
+    /// Migrations are not applied here: call [`Db::migrate`].
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(sqlx::Error::Configuration("DATABASE_URL must start with sqlite:// or postgres://".into()));
+        };
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 10,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; several nodes may share
+                        // the file, so writers wait for each other instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies the pending migrations of this backend.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+        }
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// The engine behind this handle.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for the table modules.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Waits for in-flight queries and closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A new time-ordered id (UUIDv7) and the matching `createdAt` (RFC 3339 UTC, milliseconds).
+/// Ids made by one process are strictly increasing, even within one millisecond.
+pub fn new_id_and_time() -> (String, String) {
+    let id = uuid::Uuid::now_v7();
+    let created = id
+        .get_timestamp()
+        .map(|ts| {
+            let (secs, nanos) = ts.to_unix();
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        })
+        .unwrap_or_else(time::OffsetDateTime::now_utc);
+    (id.to_string(), format_time(created))
+}
+
+/// Formats a time as RFC 3339 UTC with milliseconds: `2026-11-22T10:00:00.123Z`.
+pub fn format_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Page size plus one, to learn `hasMore` without a count.
+pub(crate) fn probe_limit(limit: u32) -> i64 {
+    i64::from(limit) + 1
+}
+
+/// Cuts a page fetched with [`probe_limit`] to `limit` and says whether more remained.
+pub(crate) fn finish_page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    (rows, more)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_v7_and_time_ordered() {
+        let (a, t) = new_id_and_time();
+        let (b, _) = new_id_and_time();
+        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 7);
+        assert!(a < b, "{a} {b}");
+        assert_eq!(t.len(), "2026-11-22T10:00:00.123Z".len());
+        assert!(t.ends_with('Z'));
+    }
+}

@@ -1,0 +1,216 @@
+//! The `notifications` table: what backends posted for a user, and its read state.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Db, finish_page, new_id_and_time, probe_limit};
+use crate::error::{AppError, Result};
+
+/// A stored notification, as clients and backends see it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// UUIDv7, usable as a cursor.
+    pub id: String,
+    /// The user it is for.
+    pub user_id: String,
+    /// Free-form kind chosen by the backend.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short title.
+    pub title: String,
+    /// Body text.
+    pub message: String,
+    /// Any JSON value, or `null`.
+    pub data: serde_json::Value,
+    /// RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// Whether the user marked it read.
+    pub read: bool,
+}
+
+/// What a backend posts; checked before it gets here.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    /// The recipient.
+    pub user_id: String,
+    /// Free-form kind.
+    pub kind: String,
+    /// Short title.
+    pub title: String,
+    /// Body text.
+    pub message: String,
+    /// Any JSON value, or `null`.
+    pub data: serde_json::Value,
+}
+
+const COLUMNS: &str = "id, user_id, type, title, message, data, created_at, is_read";
+
+fn from_row(r: sqlx::any::AnyRow) -> Result<Notification, sqlx::Error> {
+    let data: Option<String> = r.try_get("data")?;
+    let data = match data {
+        Some(text) => serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        None => serde_json::Value::Null,
+    };
+    Ok(Notification {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        kind: r.try_get("type")?,
+        title: r.try_get("title")?,
+        message: r.try_get("message")?,
+        data,
+        created_at: r.try_get("created_at")?,
+        read: r.try_get::<i64, _>("is_read")? != 0,
+    })
+}
+
+fn from_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<Notification>> {
+    Ok(rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Stores a notification (unread) and returns it.
+pub async fn insert(db: &Db, n: NewNotification) -> Result<Notification> {
+    let (id, created_at) = new_id_and_time();
+    let data = (!n.data.is_null()).then(|| n.data.to_string());
+    sqlx::query(
+        "INSERT INTO notifications (id, user_id, type, title, message, data, created_at, is_read) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
+    )
+    .bind(&id)
+    .bind(&n.user_id)
+    .bind(&n.kind)
+    .bind(&n.title)
+    .bind(&n.message)
+    .bind(data)
+    .bind(&created_at)
+    .execute(db.pool())
+    .await?;
+    Ok(Notification {
+        id,
+        user_id: n.user_id,
+        kind: n.kind,
+        title: n.title,
+        message: n.message,
+        data: n.data,
+        created_at,
+        read: false,
+    })
+}
+
+/// Whether `id` names a notification of `user_id`.
+async fn belongs(db: &Db, user_id: &str, id: &str) -> Result<bool> {
+    let row = sqlx::query("SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.is_some())
+}
+
+/// One page of a user's notifications, newest first. A `before` that names no notification
+/// of this user is [`AppError::NotFound`].
+pub async fn page(
+    db: &Db,
+    user_id: &str,
+    before: Option<&str>,
+    limit: u32,
+    unread_only: bool,
+) -> Result<(Vec<Notification>, bool)> {
+    if let Some(b) = before {
+        if !belongs(db, user_id, b).await? {
+            return Err(AppError::NotFound);
+        }
+    }
+    let unread = if unread_only { " AND is_read = 0" } else { "" };
+    let sql = match before {
+        Some(_) => format!(
+            "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND id < $2{unread} ORDER BY id DESC LIMIT $3"
+        ),
+        None => format!("SELECT {COLUMNS} FROM notifications WHERE user_id = $1{unread} ORDER BY id DESC LIMIT $2"),
+    };
+    let mut q = sqlx::query(&sql).bind(user_id);
+    if let Some(b) = before {
+        q = q.bind(b);
+    }
+    let rows = q.bind(probe_limit(limit)).fetch_all(db.pool()).await?;
+    Ok(finish_page(from_rows(rows)?, limit))
+}
+
+/// The user's notifications created after `last_id`, oldest first, at most `limit`.
+/// `None` when `last_id` names no notification of the user (no catch-up then).
+pub async fn after(db: &Db, user_id: &str, last_id: &str, limit: u32) -> Result<Option<Vec<Notification>>> {
+    if !belongs(db, user_id, last_id).await? {
+        return Ok(None);
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"
+    ))
+    .bind(user_id)
+    .bind(last_id)
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await?;
+    Ok(Some(from_rows(rows)?))
+}
+
+/// Marks the given ids of the user read. Returns how many went from unread to read, and
+/// which of the ids belong to the user (in request order, without repeats).
+pub async fn mark_read(db: &Db, user_id: &str, ids: &[String]) -> Result<(u64, Vec<String>)> {
+    let mut ids_unique: Vec<&String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !ids_unique.contains(&id) {
+            ids_unique.push(id);
+        }
+    }
+    let placeholders: Vec<String> = (0..ids_unique.len()).map(|i| format!("${}", i + 2)).collect();
+    let list = placeholders.join(", ");
+
+    let mut tx = db.pool().begin().await?;
+    let select_sql = format!("SELECT id FROM notifications WHERE user_id = $1 AND id IN ({list})");
+    let mut owned_q = sqlx::query(&select_sql).bind(user_id);
+    for id in &ids_unique {
+        owned_q = owned_q.bind(id.as_str());
+    }
+    let owned: Vec<String> = owned_q
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<Result<_, _>>()?;
+    let update_sql = format!("UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0 AND id IN ({list})");
+    let mut update = sqlx::query(&update_sql).bind(user_id);
+    for id in &ids_unique {
+        update = update.bind(id.as_str());
+    }
+    let updated = update.execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    let owned_in_order = ids_unique.into_iter().filter(|id| owned.contains(id)).cloned().collect();
+    Ok((updated, owned_in_order))
+}
+
+/// Marks every notification of the user read; returns how many changed.
+pub async fn mark_all_read(db: &Db, user_id: &str) -> Result<u64> {
+    let done = sqlx::query("UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0")
+        .bind(user_id)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many notifications of the user are unread.
+pub async fn unread_count(db: &Db, user_id: &str) -> Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE user_id = $1 AND is_read = 0")
+        .bind(user_id)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get::<i64, _>("n")?)
+}
+
+/// The id of the user's newest notification, if any.
+pub async fn latest_id(db: &Db, user_id: &str) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT id FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(|r| r.try_get("id")).transpose()?)
+}

@@ -1,0 +1,259 @@
+//! The one error type of the gateway, and its two wire forms.
+//!
+//! Every failure a client or backend can see is an [`AppError`]. Over Socket.IO it becomes the
+//! acknowledgement envelope `{ ok: false, error: { code, message, details? } }` (or the `error`
+//! event when the client gave no callback); over HTTP it becomes `{ error: { … } }` with the
+//! status from [`AppError::status`]. Internal causes are logged, never sent.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+/// Field name → messages, as sent in `details`.
+pub type Details = BTreeMap<String, Vec<String>>;
+
+/// Everything that can go wrong on behalf of a client or backend.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The input broke a DTO rule; `details` names the fields.
+    #[error("validation failed")]
+    Validation(Details),
+    /// The caller may not do this (reserved room, room claim).
+    #[error("forbidden")]
+    Forbidden,
+    /// The socket is not in the room it names.
+    #[error("not a member of the room")]
+    NotMember,
+    /// A configured bound was reached (rooms per socket).
+    #[error("limit exceeded")]
+    LimitExceeded,
+    /// Too many events or requests.
+    #[error("rate limited")]
+    RateLimited,
+    /// No handler for the event.
+    #[error("unknown event")]
+    UnknownEvent,
+    /// A cursor or path that names nothing.
+    #[error("not found")]
+    NotFound,
+    /// A token that does not verify (`refreshToken`).
+    #[error("invalid token")]
+    InvalidToken,
+    /// A token past its `exp` (`refreshToken`).
+    #[error("token expired")]
+    TokenExpired,
+    /// HTTP: missing or wrong key or token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// HTTP: malformed JSON or wrong content type.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// HTTP: a method the path does not take.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// HTTP: a body over `MAX_PAYLOAD_BYTES`.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// A dependency does not answer (database, Redis).
+    #[error("{0} unavailable")]
+    Unavailable(&'static str),
+    /// A database failure; logged with its cause, answered as `internal`.
+    #[error("internal error")]
+    Db(#[from] sqlx::Error),
+    /// Any other failure of the server's own; logged, answered as `internal`.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The `error` object of both wire forms.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, one of the contract's.
+    pub code: &'static str,
+    /// Human-readable text; never carries internal detail.
+    pub message: String,
+    /// Field → messages, for `validation_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Details>,
+}
+
+impl AppError {
+    /// A validation error on one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut d = Details::new();
+        d.insert(field.to_string(), vec![message.into()]);
+        Self::Validation(d)
+    }
+
+    /// The contract's code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::Forbidden => "forbidden",
+            Self::NotMember => "not_member",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::RateLimited => "rate_limited",
+            Self::UnknownEvent => "unknown_event",
+            Self::NotFound => "not_found",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::Unauthorized => "unauthorized",
+            Self::BadRequest(_) => "bad_request",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Unavailable(_) => "unavailable",
+            Self::Db(_) | Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Forbidden | Self::NotMember => StatusCode::FORBIDDEN,
+            Self::LimitExceeded | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::UnknownEvent | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::InvalidToken | Self::TokenExpired | Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body both transports send. Logs internal causes as a side effect, once.
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            Self::Db(e) => tracing::error!(cause = %e, "database error"),
+            Self::Internal(e) => tracing::error!(cause = %e, "internal error"),
+            _ => {}
+        }
+        let message = match self {
+            Self::Db(_) | Self::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        let details = match self {
+            Self::Validation(d) => Some(d.clone()),
+            _ => None,
+        };
+        ErrorBody { code: self.code(), message, details }
+    }
+
+    /// True when a dependency, not the caller, is at fault: the database is down or busy.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+            || matches!(self, Self::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
+    }
+}
+
+/// The acknowledgement envelope: `{ ok: true, data }` or `{ ok: false, error }`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Ack<T: Serialize> {
+    /// Success.
+    Ok {
+        /// Always `true`.
+        ok: bool,
+        /// The event's result.
+        data: T,
+    },
+    /// Failure.
+    Err {
+        /// Always `false`.
+        ok: bool,
+        /// What went wrong.
+        error: ErrorBody,
+    },
+}
+
+impl<T: Serialize> From<Result<T, AppError>> for Ack<T> {
+    fn from(r: Result<T, AppError>) -> Self {
+        match r {
+            Ok(data) => Ack::Ok { ok: true, data },
+            Err(e) => Ack::Err { ok: false, error: e.body() },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct HttpErrorBody {
+    error: ErrorBody,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        // A database that cannot be reached is the dependency's fault: 503, not 500.
+        let err = if self.is_unavailable() && !matches!(self, Self::Unavailable(_)) {
+            tracing::warn!(cause = %self.source_text(), "database unavailable");
+            AppError::Unavailable("database")
+        } else {
+            self
+        };
+        (err.status(), axum::Json(HttpErrorBody { error: err.body() })).into_response()
+    }
+}
+
+impl AppError {
+    fn source_text(&self) -> String {
+        match self {
+            Self::Db(e) => e.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Shorthand for results whose error is [`AppError`].
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_its_code_and_status() {
+        let table: Vec<(AppError, &str, u16)> = vec![
+            (AppError::field("roomId", "bad"), "validation_failed", 422),
+            (AppError::Forbidden, "forbidden", 403),
+            (AppError::NotMember, "not_member", 403),
+            (AppError::LimitExceeded, "limit_exceeded", 429),
+            (AppError::RateLimited, "rate_limited", 429),
+            (AppError::UnknownEvent, "unknown_event", 400),
+            (AppError::NotFound, "not_found", 404),
+            (AppError::InvalidToken, "invalid_token", 401),
+            (AppError::TokenExpired, "token_expired", 401),
+            (AppError::Unauthorized, "unauthorized", 401),
+            (AppError::BadRequest("x".into()), "bad_request", 400),
+            (AppError::MethodNotAllowed, "method_not_allowed", 405),
+            (AppError::PayloadTooLarge, "payload_too_large", 413),
+            (AppError::Unavailable("database"), "unavailable", 503),
+            (AppError::Internal("boom".into()), "internal", 500),
+        ];
+        for (err, code, status) in table {
+            assert_eq!(err.code(), code);
+            assert_eq!(err.status().as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn internal_detail_never_leaks() {
+        let body = AppError::Internal("password=hunter2".into()).body();
+        assert_eq!(body.message, "internal error");
+        assert!(body.details.is_none());
+    }
+
+    #[test]
+    fn ack_envelope_shapes() {
+        let ok = serde_json::to_value(Ack::from(Ok::<_, AppError>(serde_json::json!({"roomId": "a"})))).unwrap();
+        assert_eq!(ok, serde_json::json!({"ok": true, "data": {"roomId": "a"}}));
+        let err = serde_json::to_value(Ack::<()>::from(Err(AppError::field("roomId", "too long")))).unwrap();
+        assert_eq!(
+            err,
+            serde_json::json!({"ok": false, "error": {"code": "validation_failed", "message": "validation failed", "details": {"roomId": ["too long"]}}})
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! `/healthz` (the process serves), `/readyz` (its dependencies answer) and `/metrics`.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+use socketioxide::adapter::Adapter;
+
+use super::HttpState;
+use crate::{error::AppError, http::extract::key_matches, telemetry};
+
+/// 200 while the process serves.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 when the database answers, else 503 naming it.
+pub async fn readyz<A: Adapter>(State(st): State<HttpState<A>>) -> Response {
+    let database = st.app.db.ping().await;
+    let checks = json!({ "database": if database { "ok" } else { "failing" } });
+    if database {
+        (StatusCode::OK, Json(json!({ "status": "ok", "checks": checks }))).into_response()
+    } else {
+        let body = json!({
+            "error": { "code": "unavailable", "message": "database unavailable", "details": { "database": ["not answering"] } },
+            "checks": checks,
+        });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+/// Prometheus text; with `METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
+pub async fn metrics<A: Adapter>(State(st): State<HttpState<A>>, headers: HeaderMap) -> Result<Response, AppError> {
+    if let Some(expected) = &st.app.cfg.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !key_matches(std::slice::from_ref(expected), given) {
+            return Err(AppError::Unauthorized);
+        }
+    }
+    let handle = telemetry::metrics_handle().ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())
+}

@@ -1,0 +1,73 @@
+//! The HTTP API: notifications and emits for backends, notifications for users, and the
+//! health and metrics endpoints. Every error is JSON `{ error: { code, message, details? } }`.
+
+pub mod emit;
+pub mod extract;
+pub mod health;
+pub mod notifications;
+
+use std::time::Instant;
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use socketioxide::{SocketIo, adapter::Adapter};
+
+use crate::{error::AppError, state::AppState, telemetry};
+
+/// State of the HTTP handlers: the node's state and the Socket.IO handle to emit with.
+pub struct HttpState<A: Adapter> {
+    /// Shared node state.
+    pub app: AppState,
+    /// Emits to sockets (through the adapter, so to every node).
+    pub io: SocketIo<A>,
+}
+
+impl<A: Adapter> Clone for HttpState<A> {
+    fn clone(&self) -> Self {
+        Self { app: self.app.clone(), io: self.io.clone() }
+    }
+}
+
+/// All HTTP routes, with JSON answers for unknown paths and wrong methods.
+pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
+    Router::new()
+        .route("/api/notifications", post(notifications::create::<A>).get(notifications::list::<A>))
+        .route("/api/notifications/read", post(notifications::mark_read::<A>))
+        .route("/api/emit", post(emit::emit::<A>))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz::<A>))
+        .route("/metrics", get(health::metrics::<A>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(record))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
+
+/// Counts each request by route template and status.
+async fn record(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let started = Instant::now();
+    let res = next.run(req).await;
+    let route = route.unwrap_or_else(|| "unmatched".into());
+    telemetry::record_http(&route, res.status().as_u16(), started.elapsed());
+    res
+}
+
+impl IntoResponse for crate::socket::ConnectRefusal {
+    fn into_response(self) -> Response {
+        AppError::Unauthorized.into_response()
+    }
+}

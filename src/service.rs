@@ -1,0 +1,103 @@
+//! Operations shared by the Socket.IO events and the HTTP API, so both transports behave the
+//! same: store first, then emit.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use socketioxide::{SocketIo, adapter::Adapter};
+
+use crate::{
+    db::notifications::{self, NewNotification, Notification},
+    dto::{EmitArgs, MarkRead},
+    error::{AppError, Result},
+    session::{SessionRef, user_room},
+    state::AppState,
+    telemetry,
+};
+
+/// Stores a notification, then delivers it to every socket of the user on this node.
+///
+/// Creation is serialised per user on this node, so a user's sockets see ids in order.
+pub async fn create_notification<A: Adapter>(st: &AppState, io: &SocketIo<A>, new: NewNotification) -> Result<Notification> {
+    let _order = st.create_lock(&new.user_id).lock().await;
+    let n = notifications::insert(&st.db, new).await?;
+    telemetry::record_notification_created();
+    let sockets = deliver_notification(io, &n);
+    telemetry::record_notification_delivered(sockets);
+    Ok(n)
+}
+
+/// Hands a stored notification to each local socket of its user, through the socket's
+/// delivery gate (see [`crate::session::Session::deliver`]). Returns how many sockets took it.
+pub fn deliver_notification<A: Adapter>(io: &SocketIo<A>, n: &Notification) -> usize {
+    io.local()
+        .within(user_room(&n.user_id))
+        .sockets()
+        .iter()
+        .filter(|s| s.extensions.get::<SessionRef>().is_some_and(|ses| ses.deliver(s, n)))
+        .count()
+}
+
+/// The payload of `notificationsRead`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ReadEvent {
+    /// These ids of the request belong to the user.
+    Ids {
+        /// The ids.
+        ids: Vec<String>,
+    },
+    /// Everything was marked read.
+    All {
+        /// Always `true`.
+        all: bool,
+    },
+}
+
+/// Marks notifications read and tells every socket of the user. Returns the rows changed.
+pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &str, req: MarkRead) -> Result<u64> {
+    let (updated, event) = match req {
+        MarkRead::Ids(ids) => {
+            let (updated, owned) = notifications::mark_read(&st.db, user_id, &ids).await?;
+            (updated, ReadEvent::Ids { ids: owned })
+        }
+        MarkRead::All => (notifications::mark_all_read(&st.db, user_id).await?, ReadEvent::All { all: true }),
+    };
+    if let Err(e) = io.within(user_room(user_id)).emit("notificationsRead", &event).await {
+        tracing::warn!(cause = %e, "notificationsRead broadcast failed");
+    }
+    Ok(updated)
+}
+
+/// Emits a backend's event to a room, a user, or everyone.
+pub async fn emit<A: Adapter>(io: &SocketIo<A>, args: EmitArgs) -> Result<()> {
+    let event = args.event.ok_or_else(|| AppError::field("event", "is required"))?;
+    let data = args.data.unwrap_or(serde_json::Value::Null);
+    let op = match (args.room, args.user_id) {
+        (Some(room), _) => io.within(room),
+        (None, Some(user)) => io.within(user_room(&user)),
+        (None, None) => io.broadcast(),
+    };
+    op.emit(&event, &data).await.map_err(|e| AppError::Internal(format!("emit failed: {e}")))
+}
+
+/// One entry of `getRoomMembers`.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// The user.
+    pub user_id: String,
+    /// How many of the user's sockets are in the room.
+    pub connections: usize,
+}
+
+/// The members of a room on this node, with their connection counts, sorted by user id.
+pub fn room_members<A: Adapter>(io: &SocketIo<A>, room: &str) -> Vec<Member> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for s in io.local().within(room.to_string()).sockets() {
+        if let Some(ses) = s.extensions.get::<SessionRef>() {
+            *counts.entry(ses.user_id.clone()).or_default() += 1;
+        }
+    }
+    counts.into_iter().map(|(user_id, connections)| Member { user_id, connections }).collect()
+}

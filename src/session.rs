@@ -1,0 +1,133 @@
+//! Per-socket state, kept in the socket's extensions from the handshake to the disconnect:
+//! who the user is, what the token allows, the connection slot, the event rate, and the
+//! notification delivery gate that makes catch-up and live delivery meet without gaps or
+//! repeats.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use socketioxide::{adapter::Adapter, extract::SocketRef};
+
+use crate::{
+    auth::Claims,
+    db::notifications::Notification,
+    limits::{ConnectionGuard, RateDecision, RateLimiter},
+};
+
+/// The room every socket of a user joins.
+pub fn user_room(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// Prefix of the reserved per-user rooms.
+pub const USER_ROOM_PREFIX: &str = "user:";
+
+/// What the current token grants; replaced by `refreshToken`.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// Expiry of the token, seconds since the epoch.
+    pub exp: u64,
+    /// The `rooms` claim, if the token had one.
+    pub rooms: Option<Vec<String>>,
+}
+
+/// Where notification delivery to this socket stands.
+enum Delivery {
+    /// Catch-up (or the `registered` step) is running: live notifications wait here.
+    Gated(Vec<Notification>),
+    /// Live notifications go straight to the socket.
+    Open,
+}
+
+/// Everything the gateway knows about one connected socket.
+pub struct Session {
+    /// The user id (`sub`).
+    pub user_id: String,
+    grant: Mutex<Grant>,
+    guard: ConnectionGuard,
+    rate: Mutex<RateLimiter>,
+    delivery: Mutex<Delivery>,
+    /// Milliseconds since `epoch` of the last event, for the idle timeout.
+    last_event_ms: AtomicU64,
+    epoch: Instant,
+}
+
+/// The shared handle stored in socket extensions.
+pub type SessionRef = Arc<Session>;
+
+impl Session {
+    /// A session for a verified token holding a connection slot.
+    pub fn new(claims: Claims, guard: ConnectionGuard, rate: RateLimiter) -> SessionRef {
+        let now = Instant::now();
+        Arc::new(Self {
+            user_id: claims.sub,
+            grant: Mutex::new(Grant { exp: claims.exp, rooms: claims.rooms }),
+            guard,
+            rate: Mutex::new(rate),
+            delivery: Mutex::new(Delivery::Gated(Vec::new())),
+            last_event_ms: AtomicU64::new(0),
+            epoch: now,
+        })
+    }
+
+    /// The current grant.
+    pub fn grant(&self) -> Grant {
+        self.grant.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the grant after a successful `refreshToken`.
+    pub fn refresh(&self, claims: &Claims) {
+        *self.grant.lock().unwrap_or_else(|e| e.into_inner()) = Grant { exp: claims.exp, rooms: claims.rooms.clone() };
+    }
+
+    /// Gives the connection slot back (on disconnect).
+    pub fn release(&self) {
+        self.guard.release();
+    }
+
+    /// Counts one event against the rate limit, and notes the activity for the idle timeout.
+    pub fn check_rate(&self) -> RateDecision {
+        let now = Instant::now();
+        self.last_event_ms.store(now.duration_since(self.epoch).as_millis() as u64, Ordering::Relaxed);
+        self.rate.lock().unwrap_or_else(|e| e.into_inner()).check(now)
+    }
+
+    /// Time since the last event (or since connect).
+    pub fn idle_for(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_millis(self.last_event_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    /// Hands a live notification to this socket: sent now, or held while the gate is closed.
+    pub fn deliver<A: Adapter>(&self, socket: &SocketRef<A>, n: &Notification) -> bool {
+        let mut d = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *d {
+            Delivery::Gated(held) => {
+                held.push(n.clone());
+                true
+            }
+            // Emitting only queues the packet on the socket; nothing awaits under the lock.
+            Delivery::Open => socket.emit("notification", n).is_ok(),
+        }
+    }
+
+    /// Opens the gate: sends the held notifications that catch-up did not already send, in id
+    /// order, then lets live ones through.
+    pub fn open_delivery<A: Adapter>(&self, socket: &SocketRef<A>, already_sent: &HashSet<String>) {
+        let mut d = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
+        if let Delivery::Gated(held) = std::mem::replace(&mut *d, Delivery::Open) {
+            let mut held = held;
+            held.sort_by(|a, b| a.id.cmp(&b.id));
+            held.dedup_by(|a, b| a.id == b.id);
+            for n in held.iter().filter(|n| !already_sent.contains(&n.id)) {
+                let _ = socket.emit("notification", n);
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! `sendMessage`, `getMessages` and `typing`: chat in client rooms.
+
+use serde::Serialize;
+use socketioxide::{
+    adapter::Adapter,
+    extract::{SocketRef, State},
+};
+
+use super::{
+    begin,
+    reply::{Args, Reply},
+    rooms::{RoomUser, client_room, require_member},
+};
+use crate::{
+    db::messages::{self, Message},
+    dto::{GetMessagesArgs, RoomArgs, SendMessageArgs, page_size, parse},
+    error::{AppError, Result},
+    state::AppState,
+};
+
+/// `sendMessage { roomId, text }`: stored, then `newMessage` to the whole room.
+pub async fn send<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
+    let result = send_message(&s, arg, &st).await;
+    reply.send(&s, result);
+}
+
+async fn send_message<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<Message> {
+    let ses = begin(s)?;
+    let args: SendMessageArgs = parse(arg)?;
+    let room = client_room(RoomArgs { room_id: args.room_id })?;
+    require_member(s, &room)?;
+    let text = args.text.ok_or_else(|| AppError::field("text", "is required"))?;
+    let msg = messages::insert(&st.db, &room, &ses.user_id, &text).await?;
+    if let Err(e) = s.within(room).emit("newMessage", &msg).await {
+        tracing::warn!(cause = %e, "newMessage broadcast failed");
+    }
+    Ok(msg)
+}
+
+/// `getMessages` answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePage {
+    /// Newest first.
+    pub messages: Vec<Message>,
+    /// Whether older messages remain.
+    pub has_more: bool,
+}
+
+/// `getMessages { roomId, limit?, before? }`: members only.
+pub async fn history<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
+    let result = get_messages(&s, arg, &st).await;
+    reply.send(&s, result);
+}
+
+async fn get_messages<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<MessagePage> {
+    begin(s)?;
+    let args: GetMessagesArgs = parse(arg)?;
+    let room = client_room(RoomArgs { room_id: args.room_id })?;
+    require_member(s, &room)?;
+    let (messages, has_more) = messages::page(&st.db, &room, args.before.as_deref(), page_size(args.limit)).await?;
+    Ok(MessagePage { messages, has_more })
+}
+
+/// `typing { roomId }`: a volatile `typing` to the other sockets of the room; not stored.
+pub async fn typing<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>) {
+    let result = send_typing(&s, arg).await;
+    reply.send(&s, result);
+}
+
+/// The empty object of `typing`'s ack.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+async fn send_typing<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>) -> Result<Empty> {
+    let ses = begin(s)?;
+    let room = client_room(parse(arg)?)?;
+    require_member(s, &room)?;
+    let payload = RoomUser { room_id: &room, user_id: &ses.user_id };
+    if let Err(e) = s.to(room.clone()).volatile().emit("typing", &payload).await {
+        tracing::debug!(cause = %e, "typing not sent");
+    }
+    Ok(Empty {})
+}

@@ -1,0 +1,230 @@
+//! The Socket.IO side: the handshake, the connect sequence, and the event handlers, one
+//! module per group of events.
+//!
+//! A connection goes: [`authenticate`] (a connect middleware: token, limits, session) →
+//! [`on_connect`] (handlers registered, `user:<sub>` joined, catch-up, `registered`) → events,
+//! each answered through [`reply::Reply`] → [`on_disconnect`] (slot freed, `userLeft`).
+
+pub mod messages;
+pub mod notifications;
+pub mod reply;
+pub mod rooms;
+pub mod session;
+
+use std::{collections::HashSet, time::Duration};
+
+use serde::Serialize;
+use socketioxide_core::adapter::DefinedAdapter;
+use socketioxide::{
+    SocketIo,
+    adapter::Adapter,
+    extract::{SocketRef, State, TryData},
+    handler::ConnectHandler,
+};
+
+use crate::{
+    auth::{self, AuthError},
+    db::notifications as store,
+    error::AppError,
+    limits::{LimitError, RateDecision, RateLimiter},
+    session::{Session, SessionRef, USER_ROOM_PREFIX, user_room},
+    state::AppState,
+    telemetry,
+};
+use reply::Reply;
+
+/// Most notifications sent as catch-up on connect; the rest are read with `listNotifications`.
+pub const CATCH_UP_LIMIT: u32 = 100;
+
+/// Registers the default namespace with its middleware and handlers. The result is the
+/// adapter's initialisation: nothing for the in-memory adapter, a future to await for Redis.
+pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> A::InitRes {
+    io.ns("/", on_connect::<A>.with(authenticate::<A>))
+}
+
+/// Why a handshake was refused; `Display` is exactly the contract's `connect_error` message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectRefusal {
+    /// Token missing, invalid or expired.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A connection limit was reached.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+}
+
+/// Connect middleware: finds and verifies the token, takes a connection slot, and stores the
+/// [`Session`]. Nothing is emitted to the client before this succeeds.
+pub async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(auth): TryData<serde_json::Value>,
+    State(st): State<AppState>,
+) -> Result<(), ConnectRefusal> {
+    let result = admit(&s, auth.ok().as_ref(), &st);
+    if let Err(e) = &result {
+        telemetry::record_refusal(&e.to_string());
+        tracing::debug!(sid = %s.id, reason = %e, "handshake refused");
+    }
+    result
+}
+
+fn admit<A: Adapter>(s: &SocketRef<A>, auth: Option<&serde_json::Value>, st: &AppState) -> Result<(), ConnectRefusal> {
+    let parts = s.req_parts();
+    let header = parts.headers.get(axum::http::header::AUTHORIZATION).map(|h| h.as_bytes());
+    let token = auth::handshake_token(auth, header, parts.uri.query())?;
+    let claims = st.verifier.verify(&token)?;
+    let guard = st.limits.acquire(&claims.sub)?;
+    let rate = RateLimiter::new(st.cfg.event_rate_per_sec, st.cfg.event_burst, std::time::Instant::now());
+    s.extensions.insert::<SessionRef>(Session::new(claims, guard, rate));
+    Ok(())
+}
+
+/// The `registered` event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    /// The user id.
+    pub user_id: String,
+    /// This socket's id.
+    pub socket_id: String,
+    /// Rooms the socket is in, `user:<sub>` included, its own id not.
+    pub rooms: Vec<String>,
+    /// Unread notifications of the user.
+    pub unread_count: i64,
+    /// The user's newest notification id, or `null`.
+    pub last_notification_id: Option<String>,
+}
+
+/// Connect handler: registers the event handlers, joins `user:<sub>`, sends the catch-up and
+/// then `registered`, and opens live notification delivery.
+pub async fn on_connect<A: Adapter>(s: SocketRef<A>, TryData(auth): TryData<serde_json::Value>, State(st): State<AppState>) {
+    let Some(ses) = s.extensions.get::<SessionRef>() else {
+        // Only reachable if the middleware did not run; never leave such a socket open.
+        let _ = s.disconnect();
+        return;
+    };
+    // Handlers first, before any await, so no early event goes unanswered.
+    s.on("joinRoom", rooms::join::<A>);
+    s.on("leaveRoom", rooms::leave::<A>);
+    s.on("getRoomMembers", rooms::members::<A>);
+    s.on("sendMessage", messages::send::<A>);
+    s.on("getMessages", messages::history::<A>);
+    s.on("typing", messages::typing::<A>);
+    s.on("listNotifications", notifications::list::<A>);
+    s.on("markRead", notifications::mark_read::<A>);
+    s.on("refreshToken", session::refresh::<A>);
+    s.on_fallback(unknown_event::<A>);
+    s.on_disconnect(on_disconnect::<A>);
+
+    // Joined before the catch-up query: whatever is stored after the query starts reaches the
+    // socket live, through the session's delivery gate, and is sent after the catch-up.
+    s.join(user_room(&ses.user_id));
+    telemetry::record_connect();
+    tracing::debug!(sid = %s.id, user = %ses.user_id, "connected");
+
+    let cursor = auth
+        .ok()
+        .and_then(|a| a.get("lastNotificationId").and_then(|v| v.as_str()).map(str::to_string))
+        .filter(|c| !c.is_empty() && c.len() <= 64);
+    let mut sent = HashSet::new();
+    if let Some(cursor) = cursor {
+        match store::after(&st.db, &ses.user_id, &cursor, CATCH_UP_LIMIT).await {
+            Ok(Some(missed)) => {
+                for n in &missed {
+                    let _ = s.emit("notification", n);
+                    sent.insert(n.id.clone());
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                e.body();
+            }
+        }
+    }
+    let (unread_count, last_notification_id) = match registered_counts(&st, &ses.user_id).await {
+        Ok(v) => v,
+        Err(e) => {
+            e.body();
+            (0, None)
+        }
+    };
+    let registered = Registered {
+        user_id: ses.user_id.clone(),
+        socket_id: s.id.to_string(),
+        rooms: visible_rooms(&s),
+        unread_count,
+        last_notification_id,
+    };
+    let _ = s.emit("registered", &registered);
+    ses.open_delivery(&s, &sent);
+}
+
+async fn registered_counts(st: &AppState, user_id: &str) -> Result<(i64, Option<String>), AppError> {
+    Ok((store::unread_count(&st.db, user_id).await?, store::latest_id(&st.db, user_id).await?))
+}
+
+/// The rooms of a socket as clients see them: without the socket's own id.
+pub fn visible_rooms<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
+    let sid = s.id.to_string();
+    let mut rooms: Vec<String> = s.rooms().into_iter().map(|r| r.to_string()).filter(|r| *r != sid).collect();
+    rooms.sort();
+    rooms
+}
+
+/// The client rooms of a socket: its rooms minus `user:<sub>` and its own id.
+pub fn client_rooms<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
+    visible_rooms(s).into_iter().filter(|r| !r.starts_with(USER_ROOM_PREFIX)).collect()
+}
+
+/// The start of every event: the socket's session, after the rate limit. A socket over its
+/// rate for too long is disconnected.
+pub fn begin<A: Adapter>(s: &SocketRef<A>) -> Result<SessionRef, AppError> {
+    let ses = s.extensions.get::<SessionRef>().ok_or_else(|| AppError::Internal("socket without session".into()))?;
+    match ses.check_rate() {
+        RateDecision::Allow => Ok(ses),
+        RateDecision::Refuse => Err(AppError::RateLimited),
+        RateDecision::Disconnect => {
+            tracing::info!(sid = %s.id, user = %ses.user_id, "disconnecting a socket that stayed over its event rate");
+            let _ = s.clone().disconnect();
+            Err(AppError::RateLimited)
+        }
+    }
+}
+
+/// Any event without a handler: `unknown_event`.
+async fn unknown_event<A: Adapter>(s: SocketRef<A>, reply: Reply<A>) {
+    let result = begin(&s).and_then(|_| Err::<(), _>(AppError::UnknownEvent));
+    reply.send(&s, result);
+}
+
+/// Disconnect handler: frees the connection slot and tells each client room the user left.
+async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(st): State<AppState>) {
+    telemetry::record_disconnect();
+    let Some(ses) = s.extensions.get::<SessionRef>() else { return };
+    ses.release();
+    for room in client_rooms(&s) {
+        rooms::announce(&s, &st, &room, "userLeft", &ses.user_id).await;
+    }
+    tracing::debug!(sid = %s.id, user = %ses.user_id, "disconnected");
+}
+
+/// Disconnects sockets whose token expired (plus leeway) without a refresh, and sockets idle
+/// for longer than `IDLE_TIMEOUT_SECS`. Runs until the server stops; one task per node.
+pub async fn sweep<A: Adapter>(io: SocketIo<A>, st: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let leeway = st.verifier.leeway_secs();
+    loop {
+        tick.tick().await;
+        let now = auth::now_secs();
+        for s in io.sockets() {
+            let Some(ses) = s.extensions.get::<SessionRef>() else { continue };
+            let expired = ses.grant().exp.saturating_add(leeway) < now;
+            let idle = st.cfg.idle_timeout.is_some_and(|limit| ses.idle_for() >= limit);
+            if expired || idle {
+                tracing::debug!(sid = %s.id, user = %ses.user_id, expired, idle, "disconnecting");
+                let _ = s.disconnect();
+            }
+        }
+    }
+}

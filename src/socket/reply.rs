@@ -1,0 +1,88 @@
+//! The `Reply` and `Args` extractors: how every event handler receives its argument and
+//! answers, with the acknowledgement envelope when the client asked for one and the `error`
+//! event when it did not.
+
+use std::{convert::Infallible, sync::Arc, time::Instant};
+
+use serde::Serialize;
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, Event, SocketRef, TryData},
+    handler::{FromMessageParts, Value},
+    socket::Socket,
+};
+
+use crate::{
+    error::{Ack, AppError, Details},
+    telemetry,
+};
+
+/// The event's first argument as JSON, or `None` when there is none or it is not JSON.
+pub struct Args(pub Option<serde_json::Value>);
+
+impl<A: Adapter> FromMessageParts<A> for Args {
+    type Error = Infallible;
+    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
+        let TryData(parsed) = TryData::<serde_json::Value>::from_message_parts(s, v, ack)?;
+        Ok(Args(parsed.ok()))
+    }
+}
+
+/// Answers one event: the ack envelope if the client passed a callback, otherwise (on failure
+/// only) the `error` event. Also records the event's outcome and duration.
+pub struct Reply<A: Adapter> {
+    ack: AckSender<A>,
+    wants_ack: bool,
+    event: String,
+    started: Instant,
+}
+
+/// The payload of the `error` event.
+#[derive(Debug, Serialize)]
+pub struct ErrorEvent<'a> {
+    /// The contract's code.
+    pub code: &'static str,
+    /// Human-readable text.
+    pub message: String,
+    /// The event that failed.
+    pub event: &'a str,
+    /// Field → messages, for `validation_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Details>,
+}
+
+impl<A: Adapter> FromMessageParts<A> for Reply<A> {
+    type Error = Infallible;
+    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
+        let event = Event::from_message_parts(s, v, ack).map(|e| e.0).unwrap_or_default();
+        let sender = AckSender::from_message_parts(s, v, ack)?;
+        Ok(Reply { ack: sender, wants_ack: ack.is_some(), event, started: Instant::now() })
+    }
+}
+
+impl<A: Adapter> Reply<A> {
+    /// The name of the event being answered.
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+
+    /// Sends the outcome.
+    pub fn send<T: Serialize>(self, socket: &SocketRef<A>, result: Result<T, AppError>) {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        telemetry::record_event(&self.event, outcome, self.started.elapsed());
+        if self.wants_ack {
+            if let Err(e) = self.ack.send(&Ack::from(result)) {
+                tracing::debug!(cause = %e, event = %self.event, "ack not sent");
+            }
+        } else if let Err(err) = result {
+            let body = err.body();
+            let payload = ErrorEvent { code: body.code, message: body.message, event: &self.event, details: body.details };
+            if let Err(e) = socket.emit("error", &payload) {
+                tracing::debug!(cause = %e, event = %self.event, "error event not sent");
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Shared state of one node, cheap to clone into every handler.
+
+use std::{ops::Deref, sync::Arc};
+
+use crate::{auth::Verifier, config::Config, db::Db, limits::ConnectionLimits};
+
+/// Number of stripes of the per-user notification lock.
+const CREATE_LOCK_STRIPES: usize = 64;
+
+/// What every socket event and HTTP request may need.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The fields behind [`AppState`].
+pub struct Inner {
+    /// The validated configuration.
+    pub cfg: Config,
+    /// The database.
+    pub db: Db,
+    /// Token verification.
+    pub verifier: Verifier,
+    /// Connection counters of this node.
+    pub limits: Arc<ConnectionLimits>,
+    /// Service keys accepted by the HTTP API.
+    pub api_keys: Vec<String>,
+    /// Serialises notification creation per user on this node, so that a user's notifications
+    /// are stored and delivered in id order (a striped lock: bounded memory, no map to clean).
+    create_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(cfg: Config, db: Db, verifier: Verifier, api_keys: Vec<String>) -> Self {
+        let limits = ConnectionLimits::new(cfg.max_total_connections, cfg.max_connections_per_user);
+        let create_locks = (0..CREATE_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
+        Self(Arc::new(Inner { cfg, db, verifier, limits, api_keys, create_locks }))
+    }
+
+    /// The lock stripe guarding notification creation for `user_id`.
+    pub fn create_lock(&self, user_id: &str) -> &tokio::sync::Mutex<()> {
+        // FNV-1a: stable and cheap; only the spread matters here.
+        let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        &self.0.create_locks[(hash % CREATE_LOCK_STRIPES as u64) as usize]
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

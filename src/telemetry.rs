@@ -1,0 +1,114 @@
+//! Logs and metrics.
+//!
+//! Logs go through `tracing` (human-readable by default, one JSON object per line with
+//! `LOG_FORMAT=json`; level from `RUST_LOG`, default `info`). No log line carries a token, key
+//! or secret: handlers log user ids and socket ids only.
+//!
+//! Metrics use the `metrics` facade with the Prometheus exporter, rendered at `/metrics`.
+//! Series names are listed in the README.
+
+use std::{sync::OnceLock, time::Duration};
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Starts logging. `json` selects one JSON object per line.
+pub fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if json {
+        registry.with(fmt::layer().json().with_current_span(false).with_span_list(false)).try_init()
+    } else {
+        registry.with(fmt::layer().with_writer(std::io::stderr)).try_init()
+    };
+    // A second call (tests start several servers in one process) keeps the first subscriber.
+    let _ = result;
+}
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("duration_seconds".into()),
+                    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                )
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Events with a handler; anything else is counted as `unknown`, so clients cannot grow the
+/// label set.
+const KNOWN_EVENTS: [&str; 9] = [
+    "joinRoom",
+    "leaveRoom",
+    "sendMessage",
+    "getMessages",
+    "getRoomMembers",
+    "typing",
+    "listNotifications",
+    "markRead",
+    "refreshToken",
+];
+
+fn event_label(event: &str) -> &'static str {
+    KNOWN_EVENTS.iter().find(|e| **e == event).copied().unwrap_or("unknown")
+}
+
+/// One event handled, with its outcome (`ok` or an error code) and duration.
+pub fn record_event(event: &str, outcome: &'static str, took: Duration) {
+    let event = event_label(event);
+    counter!("sio_events_total", "event" => event, "outcome" => outcome).increment(1);
+    histogram!("sio_event_duration_seconds", "event" => event).record(took.as_secs_f64());
+}
+
+/// A socket connected.
+pub fn record_connect() {
+    counter!("sio_connects_total").increment(1);
+    gauge!("sio_connections").increment(1.0);
+}
+
+/// A socket disconnected.
+pub fn record_disconnect() {
+    counter!("sio_disconnects_total").increment(1);
+    gauge!("sio_connections").decrement(1.0);
+}
+
+/// A handshake refused, by its `connect_error` message.
+pub fn record_refusal(reason: &str) {
+    let reason = match reason {
+        "missing_token" => "missing_token",
+        "invalid_token" => "invalid_token",
+        "token_expired" => "token_expired",
+        "too_many_connections" => "too_many_connections",
+        "too_many_user_connections" => "too_many_user_connections",
+        _ => "other",
+    };
+    counter!("sio_connect_refusals_total", "reason" => reason).increment(1);
+}
+
+/// A notification stored.
+pub fn record_notification_created() {
+    counter!("sio_notifications_created_total").increment(1);
+}
+
+/// A notification handed to `n` sockets.
+pub fn record_notification_delivered(n: usize) {
+    counter!("sio_notifications_delivered_total").increment(n as u64);
+}
+
+/// One HTTP request, by route template and status.
+pub fn record_http(route: &str, status: u16, took: Duration) {
+    let status = status.to_string();
+    counter!("http_requests_total", "route" => route.to_string(), "status" => status).increment(1);
+    histogram!("http_request_duration_seconds", "route" => route.to_string()).record(took.as_secs_f64());
+}
