@@ -17,9 +17,9 @@ use crate::{
     config::{Config, JwtKeySource, ParserKind},
     db::Db,
     http::{self, HttpState},
-    secrets,
-    socket,
+    secrets, socket,
     state::AppState,
+    telemetry,
 };
 
 /// Boxed error for start-up failures; their messages name what to fix.
@@ -30,9 +30,17 @@ const LISTEN_BACKLOG: u32 = 1024;
 
 /// Binds `HOST:PORT` with a large listen backlog.
 pub fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
-    let ip: std::net::IpAddr = if host == "localhost" { [127, 0, 0, 1].into() } else { host.parse()? };
+    let ip: std::net::IpAddr = if host == "localhost" {
+        [127, 0, 0, 1].into()
+    } else {
+        host.parse()?
+    };
     let addr = SocketAddr::new(ip, port);
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     Ok(socket.listen(LISTEN_BACKLOG)?)
@@ -54,8 +62,13 @@ pub fn load_keys(cfg: &Config) -> Result<Keys, StartError> {
         JwtKeySource::Secret(s) => Some(s.clone()),
         JwtKeySource::PublicKeyFile(_) => None,
         JwtKeySource::Generated => {
-            let (secret, created) = secrets::load_or_create(&dir, secrets::SECRET_FILE)
-                .map_err(|e| format!("cannot keep the generated JWT secret in {}: {e}", dir.display()))?;
+            let (secret, created) =
+                secrets::load_or_create(&dir, secrets::SECRET_FILE).map_err(|e| {
+                    format!(
+                        "cannot keep the generated JWT secret in {}: {e}",
+                        dir.display()
+                    )
+                })?;
             let path = secrets::path_of(&dir, secrets::SECRET_FILE);
             tracing::warn!(
                 file = %path.display(),
@@ -66,29 +79,46 @@ pub fn load_keys(cfg: &Config) -> Result<Keys, StartError> {
         }
     };
     let api_keys = if cfg.api_keys.is_empty() {
-        let (key, created) = secrets::load_or_create(&dir, secrets::API_KEY_FILE)
-            .map_err(|e| format!("cannot keep the generated API key in {}: {e}", dir.display()))?;
+        let (key, created) = secrets::load_or_create(&dir, secrets::API_KEY_FILE).map_err(|e| {
+            format!(
+                "cannot keep the generated API key in {}: {e}",
+                dir.display()
+            )
+        })?;
         let path = secrets::path_of(&dir, secrets::API_KEY_FILE);
         tracing::warn!(file = %path.display(), created, "API_KEYS is not set: using a generated key kept in this file");
         vec![key]
     } else {
         cfg.api_keys.clone()
     };
-    Ok(Keys { jwt_secret, api_keys })
+    Ok(Keys {
+        jwt_secret,
+        api_keys,
+    })
 }
 
 /// Opens the database and applies its migrations.
 pub async fn open_db(cfg: &Config) -> Result<Db, StartError> {
-    let db = Db::connect(&cfg.database_url)
+    let db = Db::connect(&cfg.database_url).await.map_err(|e| {
+        format!(
+            "DATABASE_URL {}: {e}",
+            crate::config::mask_url(&cfg.database_url)
+        )
+    })?;
+    db.migrate()
         .await
-        .map_err(|e| format!("DATABASE_URL {}: {e}", crate::config::mask_url(&cfg.database_url)))?;
-    db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
+        .map_err(|e| format!("migrations failed: {e}"))?;
     Ok(db)
 }
 
 /// Runs a node on `listener` until `shutdown` resolves, then stops gracefully within
 /// `SHUTDOWN_TIMEOUT_SECS`.
-pub async fn serve(cfg: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+pub async fn serve(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    telemetry::metrics_handle();
     let keys = load_keys(&cfg)?;
     let verifier = auth::verifier_for(&cfg, keys.jwt_secret.as_deref())?;
     let db = open_db(&cfg).await?;
@@ -96,7 +126,11 @@ pub async fn serve(cfg: Config, listener: TcpListener, shutdown: impl Future<Out
     run(state, listener, shutdown).await
 }
 
-async fn run(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let cfg = &state.cfg;
     let mut builder = SocketIo::builder()
         .with_state(state.clone())
@@ -108,10 +142,13 @@ async fn run(state: AppState, listener: TcpListener, shutdown: impl Future<Outpu
     }
     let (layer, io) = builder.build_layer();
     socket::register(&io);
-    let router = http::router(HttpState { app: state.clone(), io: io.clone() })
-        .layer(layer)
-        .layer(DefaultBodyLimit::max(cfg.max_payload_bytes))
-        .layer(cors(cfg)?);
+    let router = http::router(HttpState {
+        app: state.clone(),
+        io: io.clone(),
+    })
+    .layer(layer)
+    .layer(DefaultBodyLimit::max(cfg.max_payload_bytes))
+    .layer(cors(cfg)?);
     finish(state, io, router, listener, shutdown).await
 }
 
@@ -163,7 +200,10 @@ fn cors(cfg: &Config) -> Result<CorsLayer, StartError> {
         Some(list) => {
             let values = list
                 .iter()
-                .map(|o| HeaderValue::from_str(o).map_err(|_| format!("CORS_ORIGINS: `{o}` is not a valid origin")))
+                .map(|o| {
+                    HeaderValue::from_str(o)
+                        .map_err(|_| format!("CORS_ORIGINS: `{o}` is not a valid origin"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             AllowOrigin::list(values)
         }

@@ -60,20 +60,30 @@ pub const MAX_SUB_CHARS: usize = 128;
 pub fn valid_user_id(sub: &str) -> bool {
     !sub.is_empty()
         && sub.len() <= MAX_SUB_CHARS
-        && sub.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-'))
+        && sub
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-'))
 }
 
 impl Verifier {
     /// Builds a verifier for an HMAC secret.
     pub fn hmac(secret: &[u8], cfg: &Config) -> Self {
-        Self::with(DecodingKey::from_secret(secret), &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512], cfg)
+        Self::with(
+            DecodingKey::from_secret(secret),
+            &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+            cfg,
+        )
     }
 
     /// Builds a verifier for a PEM public key; the algorithms follow the key's family.
     pub fn public_key(pem: &[u8], cfg: &Config) -> Result<Self, String> {
         use Algorithm::*;
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-            return Ok(Self::with(key, &[RS256, RS384, RS512, PS256, PS384, PS512], cfg));
+            return Ok(Self::with(
+                key,
+                &[RS256, RS384, RS512, PS256, PS384, PS512],
+                cfg,
+            ));
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             // The curve decides which of the two verifies; the other fails the signature check.
@@ -91,24 +101,34 @@ impl Verifier {
         validation.leeway = cfg.jwt_leeway_secs;
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // When configured, `iss` and `aud` must be present, not merely right if present.
+        let mut required = vec!["exp", "sub"];
         match &cfg.jwt_issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
             None => validation.iss = None,
         }
         match &cfg.jwt_audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         Self { key, validation }
     }
 
     /// Verifies a token and its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => AuthError::Expired,
-            _ => AuthError::Invalid,
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid,
+            },
+        )?;
         let claims = data.claims;
         if !valid_user_id(&claims.sub) {
             return Err(AuthError::Invalid);
@@ -125,30 +145,50 @@ impl Verifier {
 impl Signer {
     /// A signer for the HMAC secret.
     pub fn hmac(secret: &[u8]) -> Self {
-        Self { key: EncodingKey::from_secret(secret) }
+        Self {
+            key: EncodingKey::from_secret(secret),
+        }
     }
 
     /// Signs an HS256 token for `sub`, valid for `ttl_secs`, with an optional `rooms` claim.
-    pub fn sign(&self, sub: &str, ttl_secs: u64, rooms: Option<Vec<String>>) -> Result<String, String> {
+    pub fn sign(
+        &self,
+        sub: &str,
+        ttl_secs: u64,
+        rooms: Option<Vec<String>>,
+    ) -> Result<String, String> {
         if !valid_user_id(sub) {
-            return Err(format!("--sub must be 1-{MAX_SUB_CHARS} characters from [A-Za-z0-9_.:@-]"));
+            return Err(format!(
+                "--sub must be 1-{MAX_SUB_CHARS} characters from [A-Za-z0-9_.:@-]"
+            ));
         }
         let now = now_secs();
-        let claims = Claims { sub: sub.to_string(), exp: now + ttl_secs, rooms, iat: Some(now) };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key).map_err(|e| e.to_string())
+        let claims = Claims {
+            sub: sub.to_string(),
+            exp: now + ttl_secs,
+            rooms,
+            iat: Some(now),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .map_err(|e| e.to_string())
     }
 }
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Parses a duration such as `90s`, `15m`, `1h` or `7d` into seconds.
 pub fn parse_ttl(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 90s, 15m, 1h or 7d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90s, 15m, 1h or 7d"))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -156,7 +196,9 @@ pub fn parse_ttl(s: &str) -> Result<u64, String> {
         "d" => 86_400,
         _ => return Err(format!("`{s}`: unit must be s, m, h or d")),
     };
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("`{s}` is out of range"))
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("`{s}` is out of range"))
 }
 
 /// Whether a room name matches one of the `rooms` claim patterns (`chat-*` matches `chat-1`).
@@ -184,7 +226,9 @@ pub fn handshake_token(
         }
     }
     if let Some(h) = authorization.filter(|h| !h.is_empty()) {
-        let h = std::str::from_utf8(h).map_err(|_| AuthError::Invalid)?.trim();
+        let h = std::str::from_utf8(h)
+            .map_err(|_| AuthError::Invalid)?
+            .trim();
         let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Invalid);
@@ -194,12 +238,11 @@ pub fn handshake_token(
             return Ok(token.to_string());
         }
     }
-    if let Some(q) = query {
-        if let Some((_, v)) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "token") {
-            if !v.is_empty() {
-                return Ok(v.into_owned());
-            }
-        }
+    if let Some(q) = query
+        && let Some((_, v)) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "token")
+        && !v.is_empty()
+    {
+        return Ok(v.into_owned());
     }
     Err(AuthError::Missing)
 }
@@ -209,12 +252,13 @@ pub fn verifier_for(cfg: &Config, generated_secret: Option<&[u8]>) -> Result<Ver
     match &cfg.jwt_key {
         JwtKeySource::Secret(s) => Ok(Verifier::hmac(s, cfg)),
         JwtKeySource::PublicKeyFile(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("JWT_PUBLIC_KEY_FILE {}: {e}", path.display()))?;
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("JWT_PUBLIC_KEY_FILE {}: {e}", path.display()))?;
             Verifier::public_key(&pem, cfg)
         }
-        JwtKeySource::Generated => {
-            generated_secret.map(|s| Verifier::hmac(s, cfg)).ok_or_else(|| "no JWT secret available".to_string())
-        }
+        JwtKeySource::Generated => generated_secret
+            .map(|s| Verifier::hmac(s, cfg))
+            .ok_or_else(|| "no JWT secret available".to_string()),
     }
 }
 
@@ -227,13 +271,20 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
 
     fn cfg(extra: &[(&str, &str)]) -> Config {
-        let map: std::collections::HashMap<String, String> =
-            extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: std::collections::HashMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned()).unwrap()
     }
 
     fn sign(claims: serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
-        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).unwrap()
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
     }
 
     fn b64(v: &serde_json::Value) -> String {
@@ -252,9 +303,17 @@ mod tests {
     #[test]
     fn refuses_wrong_secret_none_and_missing_exp() {
         let v = Verifier::hmac(SECRET, &cfg(&[]));
-        let other = sign(json!({"sub": "a", "exp": now_secs() + 60}), Algorithm::HS256, b"another-secret-another-secret-xx");
+        let other = sign(
+            json!({"sub": "a", "exp": now_secs() + 60}),
+            Algorithm::HS256,
+            b"another-secret-another-secret-xx",
+        );
         assert_eq!(v.verify(&other), Err(AuthError::Invalid));
-        let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&json!({"sub": "a", "exp": now_secs() + 60})));
+        let none = format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            b64(&json!({"sub": "a", "exp": now_secs() + 60}))
+        );
         assert_eq!(v.verify(&none), Err(AuthError::Invalid));
         let no_exp = sign(json!({"sub": "a"}), Algorithm::HS256, SECRET);
         assert_eq!(v.verify(&no_exp), Err(AuthError::Invalid));
@@ -264,31 +323,78 @@ mod tests {
     #[test]
     fn expiry_leeway_and_nbf() {
         let v = Verifier::hmac(SECRET, &cfg(&[]));
-        let expired = sign(json!({"sub": "a", "exp": now_secs() - 30}), Algorithm::HS256, SECRET);
+        let expired = sign(
+            json!({"sub": "a", "exp": now_secs() - 30}),
+            Algorithm::HS256,
+            SECRET,
+        );
         assert_eq!(v.verify(&expired), Err(AuthError::Expired));
-        let within_leeway = sign(json!({"sub": "a", "exp": now_secs() - 2}), Algorithm::HS256, SECRET);
+        let within_leeway = sign(
+            json!({"sub": "a", "exp": now_secs() - 2}),
+            Algorithm::HS256,
+            SECRET,
+        );
         assert!(v.verify(&within_leeway).is_ok());
-        let future_nbf = sign(json!({"sub": "a", "exp": now_secs() + 600, "nbf": now_secs() + 300}), Algorithm::HS256, SECRET);
+        let future_nbf = sign(
+            json!({"sub": "a", "exp": now_secs() + 600, "nbf": now_secs() + 300}),
+            Algorithm::HS256,
+            SECRET,
+        );
         assert_eq!(v.verify(&future_nbf), Err(AuthError::Invalid));
     }
 
     #[test]
     fn issuer_and_audience_when_configured() {
-        let v = Verifier::hmac(SECRET, &cfg(&[("JWT_ISSUER", "me"), ("JWT_AUDIENCE", "gw")]));
+        let v = Verifier::hmac(
+            SECRET,
+            &cfg(&[("JWT_ISSUER", "me"), ("JWT_AUDIENCE", "gw")]),
+        );
         let exp = now_secs() + 60;
-        assert!(v.verify(&sign(json!({"sub": "a", "exp": exp, "iss": "me", "aud": "gw"}), Algorithm::HS256, SECRET)).is_ok());
-        assert_eq!(v.verify(&sign(json!({"sub": "a", "exp": exp, "iss": "you", "aud": "gw"}), Algorithm::HS256, SECRET)), Err(AuthError::Invalid));
-        assert_eq!(v.verify(&sign(json!({"sub": "a", "exp": exp, "iss": "me"}), Algorithm::HS256, SECRET)), Err(AuthError::Invalid));
+        assert!(
+            v.verify(&sign(
+                json!({"sub": "a", "exp": exp, "iss": "me", "aud": "gw"}),
+                Algorithm::HS256,
+                SECRET
+            ))
+            .is_ok()
+        );
+        assert_eq!(
+            v.verify(&sign(
+                json!({"sub": "a", "exp": exp, "iss": "you", "aud": "gw"}),
+                Algorithm::HS256,
+                SECRET
+            )),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            v.verify(&sign(
+                json!({"sub": "a", "exp": exp, "iss": "me"}),
+                Algorithm::HS256,
+                SECRET
+            )),
+            Err(AuthError::Invalid)
+        );
         // Without JWT_AUDIENCE, a token that carries an audience is still accepted.
         let open = Verifier::hmac(SECRET, &cfg(&[]));
-        assert!(open.verify(&sign(json!({"sub": "a", "exp": exp, "aud": "x"}), Algorithm::HS256, SECRET)).is_ok());
+        assert!(
+            open.verify(&sign(
+                json!({"sub": "a", "exp": exp, "aud": "x"}),
+                Algorithm::HS256,
+                SECRET
+            ))
+            .is_ok()
+        );
     }
 
     #[test]
     fn sub_must_match_the_pattern() {
         let v = Verifier::hmac(SECRET, &cfg(&[]));
         for bad in ["", "a b", "é", &"a".repeat(129)] {
-            let t = sign(json!({"sub": bad, "exp": now_secs() + 60}), Algorithm::HS256, SECRET);
+            let t = sign(
+                json!({"sub": bad, "exp": now_secs() + 60}),
+                Algorithm::HS256,
+                SECRET,
+            );
             assert_eq!(v.verify(&t), Err(AuthError::Invalid), "{bad:?}");
         }
         assert!(valid_user_id("user_1.x:y@z-w"));
@@ -298,19 +404,39 @@ mod tests {
     #[test]
     fn token_sources_in_order() {
         let auth = json!({"token": "A"});
-        assert_eq!(handshake_token(Some(&auth), Some(b"Bearer B"), Some("token=C")).unwrap(), "A");
+        assert_eq!(
+            handshake_token(Some(&auth), Some(b"Bearer B"), Some("token=C")).unwrap(),
+            "A"
+        );
         let empty = json!({"token": ""});
-        assert_eq!(handshake_token(Some(&empty), Some(b"Bearer B"), Some("token=C")).unwrap(), "B");
-        assert_eq!(handshake_token(None, Some(b"Bearer "), Some("x=1&token=C")).unwrap(), "C");
-        assert_eq!(handshake_token(None, None, Some("token=")), Err(AuthError::Missing));
-        assert_eq!(handshake_token(Some(&json!({"token": 5})), None, None), Err(AuthError::Invalid));
-        assert_eq!(handshake_token(None, Some(b"Basic abc"), Some("token=C")), Err(AuthError::Invalid));
+        assert_eq!(
+            handshake_token(Some(&empty), Some(b"Bearer B"), Some("token=C")).unwrap(),
+            "B"
+        );
+        assert_eq!(
+            handshake_token(None, Some(b"Bearer "), Some("x=1&token=C")).unwrap(),
+            "C"
+        );
+        assert_eq!(
+            handshake_token(None, None, Some("token=")),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            handshake_token(Some(&json!({"token": 5})), None, None),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            handshake_token(None, Some(b"Basic abc"), Some("token=C")),
+            Err(AuthError::Invalid)
+        );
         assert_eq!(handshake_token(None, None, None), Err(AuthError::Missing));
     }
 
     #[test]
     fn signer_round_trip_and_ttl() {
-        let t = Signer::hmac(SECRET).sign("bob", 90, Some(vec!["a".into(), "b*".into()])).unwrap();
+        let t = Signer::hmac(SECRET)
+            .sign("bob", 90, Some(vec!["a".into(), "b*".into()]))
+            .unwrap();
         let c = Verifier::hmac(SECRET, &cfg(&[])).verify(&t).unwrap();
         assert_eq!(c.rooms.unwrap(), vec!["a", "b*"]);
         assert!(c.exp >= now_secs() + 89 && c.exp <= now_secs() + 91);
@@ -324,7 +450,9 @@ mod tests {
     #[test]
     fn room_patterns() {
         let p = vec!["chat-*".to_string(), "lobby".to_string()];
-        assert!(room_allowed(&p, "chat-1") && room_allowed(&p, "chat-") && room_allowed(&p, "lobby"));
+        assert!(
+            room_allowed(&p, "chat-1") && room_allowed(&p, "chat-") && room_allowed(&p, "lobby")
+        );
         assert!(!room_allowed(&p, "lobby2") && !room_allowed(&p, "chat"));
     }
 }

@@ -20,7 +20,10 @@ pub enum ConfigError {
 }
 
 fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { name, message: message.into() }
+    ConfigError::Invalid {
+        name,
+        message: message.into(),
+    }
 }
 
 /// Where token verification keys come from.
@@ -127,7 +130,12 @@ pub fn mask_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -150,13 +158,19 @@ impl Config {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let jwt_key = match (get("JWT_SECRET"), get("JWT_PUBLIC_KEY_FILE")) {
             (Some(_), Some(_)) => {
-                return Err(invalid("JWT_SECRET", "set either JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both"));
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "set either JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both",
+                ));
             }
             (Some(secret), None) => {
                 if secret.len() < MIN_SECRET_BYTES {
                     return Err(invalid(
                         "JWT_SECRET",
-                        format!("must be at least {MIN_SECRET_BYTES} bytes (got {}); generate one with `openssl rand -hex 32`", secret.len()),
+                        format!(
+                            "must be at least {MIN_SECRET_BYTES} bytes (got {}); generate one with `openssl rand -hex 32`",
+                            secret.len()
+                        ),
                     ));
                 }
                 JwtKeySource::Secret(secret.into_bytes())
@@ -168,12 +182,22 @@ impl Config {
         let parser = match get("PARSER").as_deref() {
             None | Some("default") | Some("json") => ParserKind::Common,
             Some("msgpack") => ParserKind::Msgpack,
-            Some(other) => return Err(invalid("PARSER", format!("expected `default` or `msgpack`, got `{other}`"))),
+            Some(other) => {
+                return Err(invalid(
+                    "PARSER",
+                    format!("expected `default` or `msgpack`, got `{other}`"),
+                ));
+            }
         };
         let log_json = match get("LOG_FORMAT").as_deref() {
             None | Some("text") | Some("pretty") => false,
             Some("json") => true,
-            Some(other) => return Err(invalid("LOG_FORMAT", format!("expected `text` or `json`, got `{other}`"))),
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("expected `text` or `json`, got `{other}`"),
+                ));
+            }
         };
         let cfg = Config {
             host: get("HOST").unwrap_or_else(|| "0.0.0.0".into()),
@@ -204,7 +228,10 @@ impl Config {
             return Err(invalid("MAX_PAYLOAD_BYTES", "must be at least 1024"));
         }
         if cfg.event_rate_per_sec == 0 || cfg.event_burst == 0 {
-            return Err(invalid("EVENT_RATE_PER_SEC", "EVENT_RATE_PER_SEC and EVENT_BURST must be at least 1"));
+            return Err(invalid(
+                "EVENT_RATE_PER_SEC",
+                "EVENT_RATE_PER_SEC and EVENT_BURST must be at least 1",
+            ));
         }
         Ok(cfg)
     }
@@ -221,19 +248,32 @@ impl Config {
 
 /// The file path inside a `sqlite://` URL, without query parameters.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
-fn parse<T: std::str::FromStr>(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError> {
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
     match get(name) {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| invalid(name, format!("`{v}` is not a valid number"))),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| invalid(name, format!("`{v}` is not a valid number"))),
     }
 }
 
-fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
@@ -243,7 +283,12 @@ fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &'static str, default
 }
 
 fn list(v: Option<String>) -> Option<Vec<String>> {
-    let items: Vec<String> = v?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let items: Vec<String> = v?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     (!items.is_empty()).then_some(items)
 }
 
@@ -253,7 +298,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -278,7 +326,10 @@ mod tests {
 
     #[test]
     fn short_secret_is_refused_with_its_name() {
-        let err = cfg(&[("JWT_SECRET", "too-short")]).err().unwrap().to_string();
+        let err = cfg(&[("JWT_SECRET", "too-short")])
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("JWT_SECRET") && err.contains("32"), "{err}");
         assert!(cfg(&[("JWT_SECRET", &"x".repeat(32))]).is_ok());
     }
@@ -298,8 +349,16 @@ mod tests {
 
     #[test]
     fn debug_masks_secrets() {
-        let c = cfg(&[("JWT_SECRET", &"s".repeat(40)), ("API_KEYS", "k1,k2"), ("DATABASE_URL", "postgres://u:pw@h/db")]).unwrap();
+        let c = cfg(&[
+            ("JWT_SECRET", &"s".repeat(40)),
+            ("API_KEYS", "k1,k2"),
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+        ])
+        .unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("ssss") && !shown.contains("k1") && !shown.contains("pw@"), "{shown}");
+        assert!(
+            !shown.contains("ssss") && !shown.contains("k1") && !shown.contains("pw@"),
+            "{shown}"
+        );
     }
 }

@@ -24,7 +24,9 @@ pub const DEFAULT_PAGE: u32 = 50;
 pub fn valid_room_id(id: &str) -> Result<(), ValidationError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ROOM_ID_CHARS
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -52,7 +54,8 @@ fn not_blank(text: &str) -> Result<(), ValidationError> {
 
 fn valid_cursor(id: &str) -> Result<(), ValidationError> {
     if id.is_empty() || id.len() > 64 {
-        Err(ValidationError::new("cursor").with_message("must be an id of 1 to 64 characters".into()))
+        Err(ValidationError::new("cursor")
+            .with_message("must be an id of 1 to 64 characters".into()))
     } else {
         Ok(())
     }
@@ -118,7 +121,10 @@ pub struct ListNotificationsArgs {
 #[validate(schema(function = "ids_or_all", skip_on_field_errors = true))]
 pub struct MarkReadArgs {
     /// 1–100 notification ids.
-    #[validate(length(min = 1, max = 100, message = "must hold 1 to 100 ids"), custom(function = "valid_ids"))]
+    #[validate(
+        length(min = 1, max = 100, message = "must hold 1 to 100 ids"),
+        custom(function = "valid_ids")
+    )]
     pub ids: Option<Vec<String>>,
     /// `true` marks every notification of the user.
     pub all: Option<bool>,
@@ -131,9 +137,13 @@ fn valid_ids(ids: &[String]) -> Result<(), ValidationError> {
 fn ids_or_all(args: &MarkReadArgs) -> Result<(), ValidationError> {
     match (&args.ids, args.all) {
         (Some(_), None) | (None, Some(true)) => Ok(()),
-        (Some(_), Some(_)) => Err(ValidationError::new("ids").with_message("give either ids or all, not both".into())),
+        (Some(_), Some(_)) => {
+            Err(ValidationError::new("ids").with_message("give either ids or all, not both".into()))
+        }
         (None, Some(false)) => Err(ValidationError::new("all").with_message("must be true".into())),
-        (None, None) => Err(ValidationError::new("ids").with_message("give ids or all: true".into())),
+        (None, None) => {
+            Err(ValidationError::new("ids").with_message("give ids or all: true".into()))
+        }
     }
 }
 
@@ -160,7 +170,10 @@ impl MarkReadArgs {
 #[derive(Debug, Deserialize, Validate)]
 pub struct RefreshTokenArgs {
     /// The new token.
-    #[validate(required(message = "is required"), length(min = 1, max = 8192, message = "must be 1 to 8192 characters"))]
+    #[validate(
+        required(message = "is required"),
+        length(min = 1, max = 8192, message = "must be 1 to 8192 characters")
+    )]
     pub token: Option<String>,
 }
 
@@ -173,13 +186,22 @@ pub struct CreateNotificationArgs {
     pub user_id: Option<String>,
     /// Kind, 1–64 characters.
     #[serde(rename = "type")]
-    #[validate(required(message = "is required"), length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
+    #[validate(
+        required(message = "is required"),
+        length(min = 1, max = 64, message = "must be 1 to 64 characters")
+    )]
     pub kind: Option<String>,
     /// Title, 1–200 characters.
-    #[validate(required(message = "is required"), length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[validate(
+        required(message = "is required"),
+        length(min = 1, max = 200, message = "must be 1 to 200 characters")
+    )]
     pub title: Option<String>,
     /// Body, 1–2000 characters.
-    #[validate(required(message = "is required"), length(min = 1, max = 2000, message = "must be 1 to 2000 characters"))]
+    #[validate(
+        required(message = "is required"),
+        length(min = 1, max = 2000, message = "must be 1 to 2000 characters")
+    )]
     pub message: Option<String>,
     /// Any JSON, at most 16 KiB once serialized.
     #[serde(default)]
@@ -222,14 +244,22 @@ pub struct EmitArgs {
 }
 
 /// Event names Socket.IO reserves; emitting them would confuse clients.
-pub const RESERVED_EVENTS: [&str; 6] =
-    ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
 
 fn not_reserved(event: &str) -> Result<(), ValidationError> {
     if RESERVED_EVENTS.contains(&event) {
-        Err(ValidationError::new("reserved").with_message("is a reserved Socket.IO event name".into()))
+        Err(ValidationError::new("reserved")
+            .with_message("is a reserved Socket.IO event name".into()))
     } else if event.chars().any(char::is_control) {
-        Err(ValidationError::new("pattern").with_message("must not contain control characters".into()))
+        Err(ValidationError::new("pattern")
+            .with_message("must not contain control characters".into()))
     } else {
         Ok(())
     }
@@ -244,13 +274,20 @@ fn one_target(args: &EmitArgs) -> Result<(), ValidationError> {
 }
 
 /// Turns a client's argument into a checked DTO, or `validation_failed` naming the fields.
-pub fn parse<T: DeserializeOwned + Validate>(arg: Option<serde_json::Value>) -> Result<T, AppError> {
+pub fn parse<T: DeserializeOwned + Validate>(
+    arg: Option<serde_json::Value>,
+) -> Result<T, AppError> {
     let value = match arg {
         Some(v @ serde_json::Value::Object(_)) => v,
         _ => return Err(AppError::field("_", "expected one object argument")),
     };
     let dto: T = serde_path_to_error::deserialize(value).map_err(|e| {
-        let field = e.path().iter().next().map(|seg| seg.to_string()).filter(|s| !s.is_empty() && s != ".");
+        let field = e
+            .path()
+            .iter()
+            .next()
+            .map(|seg| seg.to_string())
+            .filter(|s| !s.is_empty() && s != ".");
         AppError::field(field.as_deref().unwrap_or("_"), e.inner().to_string())
     })?;
     dto.validate().map_err(validation_error)?;
@@ -266,7 +303,11 @@ pub fn validation_error(errors: ValidationErrors) -> AppError {
 
 fn collect(errors: &ValidationErrors, details: &mut Details) {
     for (field, kind) in errors.errors() {
-        let name = if *field == "__all__" { "_".to_string() } else { camel_case(field) };
+        let name = if *field == "__all__" {
+            "_".to_string()
+        } else {
+            camel_case(field)
+        };
         match kind {
             ValidationErrorsKind::Field(list) => {
                 let msgs = details.entry(name).or_default();
@@ -276,7 +317,9 @@ fn collect(errors: &ValidationErrors, details: &mut Details) {
                 }));
             }
             ValidationErrorsKind::Struct(inner) => collect(inner, details),
-            ValidationErrorsKind::List(items) => items.values().for_each(|inner| collect(inner, details)),
+            ValidationErrorsKind::List(items) => {
+                items.values().for_each(|inner| collect(inner, details))
+            }
         }
     }
 }
@@ -299,7 +342,9 @@ fn camel_case(snake: &str) -> String {
 
 /// The page size of a request: its `limit`, or the default.
 pub fn page_size(limit: Option<i64>) -> u32 {
-    limit.map(|l| l.clamp(1, MAX_PAGE) as u32).unwrap_or(DEFAULT_PAGE)
+    limit
+        .map(|l| l.clamp(1, MAX_PAGE) as u32)
+        .unwrap_or(DEFAULT_PAGE)
 }
 
 #[cfg(test)]
@@ -316,7 +361,13 @@ mod tests {
 
     #[test]
     fn non_objects_are_reported_under_underscore() {
-        for v in [None, Some(json!("x")), Some(json!([1])), Some(json!(3)), Some(json!(null))] {
+        for v in [
+            None,
+            Some(json!("x")),
+            Some(json!([1])),
+            Some(json!(3)),
+            Some(json!(null)),
+        ] {
             let d = details(parse::<RoomArgs>(v).unwrap_err());
             assert!(d.contains_key("_"), "{d:?}");
         }
@@ -330,11 +381,20 @@ mod tests {
         assert!(d.contains_key("roomId"), "{d:?}");
         let d = details(parse::<RoomArgs>(Some(json!({"roomId": "a b"}))).unwrap_err());
         assert!(d.contains_key("roomId"), "{d:?}");
-        let d = details(parse::<GetMessagesArgs>(Some(json!({"roomId": "r", "limit": 101}))).unwrap_err());
+        let d = details(
+            parse::<GetMessagesArgs>(Some(json!({"roomId": "r", "limit": 101}))).unwrap_err(),
+        );
         assert!(d.contains_key("limit"), "{d:?}");
-        let d = details(parse::<GetMessagesArgs>(Some(json!({"roomId": "r", "limit": 1.5}))).unwrap_err());
+        let d = details(
+            parse::<GetMessagesArgs>(Some(json!({"roomId": "r", "limit": 1.5}))).unwrap_err(),
+        );
         assert!(d.contains_key("limit"), "{d:?}");
-        let d = details(parse::<CreateNotificationArgs>(Some(json!({"userId": "u", "title": "t", "message": "m"}))).unwrap_err());
+        let d = details(
+            parse::<CreateNotificationArgs>(Some(
+                json!({"userId": "u", "title": "t", "message": "m"}),
+            ))
+            .unwrap_err(),
+        );
         assert_eq!(d.keys().collect::<Vec<_>>(), vec!["type"]);
     }
 
@@ -343,7 +403,10 @@ mod tests {
         assert!(parse::<RoomArgs>(Some(json!({"roomId": "a.b:c_d-1", "extra": true}))).is_ok());
         assert!(parse::<RoomArgs>(Some(json!({"roomId": "x".repeat(128)}))).is_ok());
         for bad in ["", "é", "a/b", &"x".repeat(129)] {
-            assert!(parse::<RoomArgs>(Some(json!({ "roomId": bad }))).is_err(), "{bad:?}");
+            assert!(
+                parse::<RoomArgs>(Some(json!({ "roomId": bad }))).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -353,7 +416,9 @@ mod tests {
         let ok: SendMessageArgs = parse(Some(json!({"roomId": "r", "text": emoji}))).unwrap();
         assert_eq!(ok.text.unwrap().chars().count(), 4000);
         for bad in [String::new(), " \n\t ".into(), "a".repeat(4001)] {
-            let d = details(parse::<SendMessageArgs>(Some(json!({"roomId": "r", "text": bad}))).unwrap_err());
+            let d = details(
+                parse::<SendMessageArgs>(Some(json!({"roomId": "r", "text": bad}))).unwrap_err(),
+            );
             assert!(d.contains_key("text"));
         }
         let kept: SendMessageArgs = parse(Some(json!({"roomId": "r", "text": "  hi  "}))).unwrap();
@@ -362,9 +427,25 @@ mod tests {
 
     #[test]
     fn mark_read_takes_ids_or_all() {
-        assert_eq!(parse::<MarkReadArgs>(Some(json!({"all": true}))).unwrap().into_request(), MarkRead::All);
-        assert!(matches!(parse::<MarkReadArgs>(Some(json!({"ids": ["a"]}))).unwrap().into_request(), MarkRead::Ids(_)));
-        for bad in [json!({}), json!({"all": false}), json!({"ids": []}), json!({"ids": ["a"], "all": true}), json!({"ids": "a"})] {
+        assert_eq!(
+            parse::<MarkReadArgs>(Some(json!({"all": true})))
+                .unwrap()
+                .into_request(),
+            MarkRead::All
+        );
+        assert!(matches!(
+            parse::<MarkReadArgs>(Some(json!({"ids": ["a"]})))
+                .unwrap()
+                .into_request(),
+            MarkRead::Ids(_)
+        ));
+        for bad in [
+            json!({}),
+            json!({"all": false}),
+            json!({"ids": []}),
+            json!({"ids": ["a"], "all": true}),
+            json!({"ids": "a"}),
+        ] {
             assert!(parse::<MarkReadArgs>(Some(bad.clone())).is_err(), "{bad}");
         }
         let many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
@@ -376,7 +457,9 @@ mod tests {
         for name in RESERVED_EVENTS {
             assert!(parse::<EmitArgs>(Some(json!({ "event": name }))).is_err());
         }
-        assert!(parse::<EmitArgs>(Some(json!({"event": "x", "room": "r", "userId": "u"}))).is_err());
+        assert!(
+            parse::<EmitArgs>(Some(json!({"event": "x", "room": "r", "userId": "u"}))).is_err()
+        );
         assert!(parse::<EmitArgs>(Some(json!({"event": "x", "room": "r"}))).is_ok());
     }
 

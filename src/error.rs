@@ -118,7 +118,9 @@ impl AppError {
             Self::LimitExceeded | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::UnknownEvent | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::InvalidToken | Self::TokenExpired | Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::InvalidToken | Self::TokenExpired | Self::Unauthorized => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -141,13 +143,20 @@ impl AppError {
             Self::Validation(d) => Some(d.clone()),
             _ => None,
         };
-        ErrorBody { code: self.code(), message, details }
+        ErrorBody {
+            code: self.code(),
+            message,
+            details,
+        }
     }
 
     /// True when a dependency, not the caller, is at fault: the database is down or busy.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
-            || matches!(self, Self::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)))
+            || matches!(
+                self,
+                Self::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+            )
     }
 }
 
@@ -175,7 +184,10 @@ impl<T: Serialize> From<Result<T, AppError>> for Ack<T> {
     fn from(r: Result<T, AppError>) -> Self {
         match r {
             Ok(data) => Ack::Ok { ok: true, data },
-            Err(e) => Ack::Err { ok: false, error: e.body() },
+            Err(e) => Ack::Err {
+                ok: false,
+                error: e.body(),
+            },
         }
     }
 }
@@ -194,7 +206,11 @@ impl IntoResponse for AppError {
         } else {
             self
         };
-        (err.status(), axum::Json(HttpErrorBody { error: err.body() })).into_response()
+        (
+            err.status(),
+            axum::Json(HttpErrorBody { error: err.body() }),
+        )
+            .into_response()
     }
 }
 
@@ -248,9 +264,13 @@ mod tests {
 
     #[test]
     fn ack_envelope_shapes() {
-        let ok = serde_json::to_value(Ack::from(Ok::<_, AppError>(serde_json::json!({"roomId": "a"})))).unwrap();
+        let ok = serde_json::to_value(Ack::from(Ok::<_, AppError>(
+            serde_json::json!({"roomId": "a"}),
+        )))
+        .unwrap();
         assert_eq!(ok, serde_json::json!({"ok": true, "data": {"roomId": "a"}}));
-        let err = serde_json::to_value(Ack::<()>::from(Err(AppError::field("roomId", "too long")))).unwrap();
+        let err = serde_json::to_value(Ack::<()>::from(Err(AppError::field("roomId", "too long"))))
+            .unwrap();
         assert_eq!(
             err,
             serde_json::json!({"ok": false, "error": {"code": "validation_failed", "message": "validation failed", "details": {"roomId": ["too long"]}}})

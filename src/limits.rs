@@ -47,7 +47,11 @@ pub struct ConnectionGuard {
 impl ConnectionLimits {
     /// Counters with the given bounds.
     pub fn new(max_total: usize, max_per_user: usize) -> Arc<Self> {
-        Arc::new(Self { max_total, max_per_user, counts: Mutex::default() })
+        Arc::new(Self {
+            max_total,
+            max_per_user,
+            counts: Mutex::default(),
+        })
     }
 
     /// Takes a slot for `user_id`. When both bounds are reached, the total one is reported.
@@ -62,7 +66,11 @@ impl ConnectionLimits {
         }
         c.total += 1;
         *c.per_user.entry(user_id.to_string()).or_insert(0) += 1;
-        Ok(ConnectionGuard { limits: self.clone(), user_id: user_id.to_string(), released: AtomicBool::new(false) })
+        Ok(ConnectionGuard {
+            limits: self.clone(),
+            user_id: user_id.to_string(),
+            released: AtomicBool::new(false),
+        })
     }
 
     /// Connections open on this node.
@@ -72,7 +80,13 @@ impl ConnectionLimits {
 
     /// Connections open on this node for `user_id`.
     pub fn of_user(&self, user_id: &str) -> usize {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).per_user.get(user_id).copied().unwrap_or(0)
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .per_user
+            .get(user_id)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn release(&self, user_id: &str) {
@@ -149,13 +163,17 @@ impl RateLimiter {
             self.tokens -= 1.0;
             return RateDecision::Allow;
         }
-        let continues = self.last_refusal.is_some_and(|t| now.saturating_duration_since(t) <= Duration::from_secs(1));
+        let continues = self
+            .last_refusal
+            .is_some_and(|t| now.saturating_duration_since(t) <= Duration::from_secs(1));
         if !continues {
             self.streak_start = Some(now);
         }
         self.last_refusal = Some(now);
         match self.streak_start {
-            Some(start) if now.saturating_duration_since(start) >= RATE_LIMIT_GRACE => RateDecision::Disconnect,
+            Some(start) if now.saturating_duration_since(start) >= RATE_LIMIT_GRACE => {
+                RateDecision::Disconnect
+            }
             _ => RateDecision::Refuse,
         }
     }
@@ -170,7 +188,10 @@ mod tests {
         let l = ConnectionLimits::new(3, 2);
         let a1 = l.acquire("a").unwrap();
         let _a2 = l.acquire("a").unwrap();
-        assert_eq!(l.acquire("a").err(), Some(LimitError::TooManyUserConnections));
+        assert_eq!(
+            l.acquire("a").err(),
+            Some(LimitError::TooManyUserConnections)
+        );
         let _b1 = l.acquire("b").unwrap();
         // Both bounds reached for `a`: the total one wins.
         assert_eq!(l.acquire("a").err(), Some(LimitError::TooManyConnections));
@@ -227,8 +248,17 @@ mod tests {
         r.check(t0);
         assert_eq!(r.check(t0), RateDecision::Refuse);
         // Refused again 9 s later, after quiet seconds in between: a new streak, no cut.
-        assert_eq!(r.check(t0 + Duration::from_millis(9_500)), RateDecision::Allow);
-        assert_eq!(r.check(t0 + Duration::from_millis(9_600)), RateDecision::Refuse);
-        assert_eq!(r.check(t0 + Duration::from_millis(10_000)), RateDecision::Refuse);
+        assert_eq!(
+            r.check(t0 + Duration::from_millis(9_500)),
+            RateDecision::Allow
+        );
+        assert_eq!(
+            r.check(t0 + Duration::from_millis(9_600)),
+            RateDecision::Refuse
+        );
+        assert_eq!(
+            r.check(t0 + Duration::from_millis(10_000)),
+            RateDecision::Refuse
+        );
     }
 }

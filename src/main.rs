@@ -21,7 +21,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sio-gateway: cannot start the runtime: {e}");
@@ -32,7 +35,8 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => {
                 telemetry::init_logging(cfg.log_json);
-                let listener = app::bind(&cfg.host, cfg.port).map_err(|e| format!("cannot listen on {}:{}: {e}", cfg.host, cfg.port))?;
+                let listener = app::bind(&cfg.host, cfg.port)
+                    .map_err(|e| format!("cannot listen on {}:{}: {e}", cfg.host, cfg.port))?;
                 app::serve(cfg, listener, shutdown::signal()).await
             }
             Command::Token { sub, ttl, rooms } => print_token(&cfg, &sub, &ttl, rooms.as_deref()),
@@ -53,9 +57,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_token(cfg: &Config, sub: &str, ttl: &str, rooms: Option<&str>) -> Result<(), app::StartError> {
+fn print_token(
+    cfg: &Config,
+    sub: &str,
+    ttl: &str,
+    rooms: Option<&str>,
+) -> Result<(), app::StartError> {
     let ttl = auth::parse_ttl(ttl).map_err(|e| format!("--ttl {e}"))?;
-    let rooms = rooms.map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect());
+    let rooms = rooms.map(|r| {
+        r.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    });
     let keys = app::load_keys(cfg)?;
     let secret = keys
         .jwt_secret

@@ -18,7 +18,11 @@ use crate::{
 /// Stores a notification, then delivers it to every socket of the user on this node.
 ///
 /// Creation is serialised per user on this node, so a user's sockets see ids in order.
-pub async fn create_notification<A: Adapter>(st: &AppState, io: &SocketIo<A>, new: NewNotification) -> Result<Notification> {
+pub async fn create_notification<A: Adapter>(
+    st: &AppState,
+    io: &SocketIo<A>,
+    new: NewNotification,
+) -> Result<Notification> {
     let _order = st.create_lock(&new.user_id).lock().await;
     let n = notifications::insert(&st.db, new).await?;
     telemetry::record_notification_created();
@@ -34,7 +38,11 @@ pub fn deliver_notification<A: Adapter>(io: &SocketIo<A>, n: &Notification) -> u
         .within(user_room(&n.user_id))
         .sockets()
         .iter()
-        .filter(|s| s.extensions.get::<SessionRef>().is_some_and(|ses| ses.deliver(s, n)))
+        .filter(|s| {
+            s.extensions
+                .get::<SessionRef>()
+                .is_some_and(|ses| ses.deliver(s, n))
+        })
         .count()
 }
 
@@ -55,15 +63,27 @@ pub enum ReadEvent {
 }
 
 /// Marks notifications read and tells every socket of the user. Returns the rows changed.
-pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &str, req: MarkRead) -> Result<u64> {
+pub async fn mark_read<A: Adapter>(
+    st: &AppState,
+    io: &SocketIo<A>,
+    user_id: &str,
+    req: MarkRead,
+) -> Result<u64> {
     let (updated, event) = match req {
         MarkRead::Ids(ids) => {
             let (updated, owned) = notifications::mark_read(&st.db, user_id, &ids).await?;
             (updated, ReadEvent::Ids { ids: owned })
         }
-        MarkRead::All => (notifications::mark_all_read(&st.db, user_id).await?, ReadEvent::All { all: true }),
+        MarkRead::All => (
+            notifications::mark_all_read(&st.db, user_id).await?,
+            ReadEvent::All { all: true },
+        ),
     };
-    if let Err(e) = io.within(user_room(user_id)).emit("notificationsRead", &event).await {
+    if let Err(e) = io
+        .within(user_room(user_id))
+        .emit("notificationsRead", &event)
+        .await
+    {
         tracing::warn!(cause = %e, "notificationsRead broadcast failed");
     }
     Ok(updated)
@@ -71,14 +91,18 @@ pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &st
 
 /// Emits a backend's event to a room, a user, or everyone.
 pub async fn emit<A: Adapter>(io: &SocketIo<A>, args: EmitArgs) -> Result<()> {
-    let event = args.event.ok_or_else(|| AppError::field("event", "is required"))?;
+    let event = args
+        .event
+        .ok_or_else(|| AppError::field("event", "is required"))?;
     let data = args.data.unwrap_or(serde_json::Value::Null);
     let op = match (args.room, args.user_id) {
         (Some(room), _) => io.within(room),
         (None, Some(user)) => io.within(user_room(&user)),
         (None, None) => io.broadcast(),
     };
-    op.emit(&event, &data).await.map_err(|e| AppError::Internal(format!("emit failed: {e}")))
+    op.emit(&event, &data)
+        .await
+        .map_err(|e| AppError::Internal(format!("emit failed: {e}")))
 }
 
 /// One entry of `getRoomMembers`.
@@ -99,5 +123,11 @@ pub fn room_members<A: Adapter>(io: &SocketIo<A>, room: &str) -> Vec<Member> {
             *counts.entry(ses.user_id.clone()).or_default() += 1;
         }
     }
-    counts.into_iter().map(|(user_id, connections)| Member { user_id, connections }).collect()
+    counts
+        .into_iter()
+        .map(|(user_id, connections)| Member {
+            user_id,
+            connections,
+        })
+        .collect()
 }

@@ -67,7 +67,10 @@ impl Session {
         let now = Instant::now();
         Arc::new(Self {
             user_id: claims.sub,
-            grant: Mutex::new(Grant { exp: claims.exp, rooms: claims.rooms }),
+            grant: Mutex::new(Grant {
+                exp: claims.exp,
+                rooms: claims.rooms,
+            }),
             guard,
             rate: Mutex::new(rate),
             delivery: Mutex::new(Delivery::Gated(Vec::new())),
@@ -83,7 +86,10 @@ impl Session {
 
     /// Replaces the grant after a successful `refreshToken`.
     pub fn refresh(&self, claims: &Claims) {
-        *self.grant.lock().unwrap_or_else(|e| e.into_inner()) = Grant { exp: claims.exp, rooms: claims.rooms.clone() };
+        *self.grant.lock().unwrap_or_else(|e| e.into_inner()) = Grant {
+            exp: claims.exp,
+            rooms: claims.rooms.clone(),
+        };
     }
 
     /// Gives the connection slot back (on disconnect).
@@ -94,8 +100,14 @@ impl Session {
     /// Counts one event against the rate limit, and notes the activity for the idle timeout.
     pub fn check_rate(&self) -> RateDecision {
         let now = Instant::now();
-        self.last_event_ms.store(now.duration_since(self.epoch).as_millis() as u64, Ordering::Relaxed);
-        self.rate.lock().unwrap_or_else(|e| e.into_inner()).check(now)
+        self.last_event_ms.store(
+            now.duration_since(self.epoch).as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(now)
     }
 
     /// Time since the last event (or since connect).

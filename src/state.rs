@@ -32,14 +32,25 @@ impl AppState {
     /// Assembles the state.
     pub fn new(cfg: Config, db: Db, verifier: Verifier, api_keys: Vec<String>) -> Self {
         let limits = ConnectionLimits::new(cfg.max_total_connections, cfg.max_connections_per_user);
-        let create_locks = (0..CREATE_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Self(Arc::new(Inner { cfg, db, verifier, limits, api_keys, create_locks }))
+        let create_locks = (0..CREATE_LOCK_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Self(Arc::new(Inner {
+            cfg,
+            db,
+            verifier,
+            limits,
+            api_keys,
+            create_locks,
+        }))
     }
 
     /// The lock stripe guarding notification creation for `user_id`.
     pub fn create_lock(&self, user_id: &str) -> &tokio::sync::Mutex<()> {
         // FNV-1a: stable and cheap; only the spread matters here.
-        let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         &self.0.create_locks[(hash % CREATE_LOCK_STRIPES as u64) as usize]
     }
 }

@@ -18,9 +18,20 @@ pub fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
-        registry.with(fmt::layer().json().with_current_span(false).with_span_list(false)).try_init()
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_current_span(false)
+                    .with_span_list(false),
+            )
+            .try_init()
     } else {
-        registry.with(fmt::layer().with_writer(std::io::stderr)).try_init()
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(ansi))
+            .try_init()
     };
     // A second call (tests start several servers in one process) keeps the first subscriber.
     let _ = result;
@@ -35,7 +46,10 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Suffix("duration_seconds".into()),
-                    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 0.5, 1.0, 2.5,
+                    ],
                 )
                 .ok()?
                 .build_recorder();
@@ -61,7 +75,11 @@ const KNOWN_EVENTS: [&str; 9] = [
 ];
 
 fn event_label(event: &str) -> &'static str {
-    KNOWN_EVENTS.iter().find(|e| **e == event).copied().unwrap_or("unknown")
+    KNOWN_EVENTS
+        .iter()
+        .find(|e| **e == event)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 /// One event handled, with its outcome (`ok` or an error code) and duration.
@@ -110,5 +128,6 @@ pub fn record_notification_delivered(n: usize) {
 pub fn record_http(route: &str, status: u16, took: Duration) {
     let status = status.to_string();
     counter!("http_requests_total", "route" => route.to_string(), "status" => status).increment(1);
-    histogram!("http_request_duration_seconds", "route" => route.to_string()).record(took.as_secs_f64());
+    histogram!("http_request_duration_seconds", "route" => route.to_string())
+        .record(took.as_secs_f64());
 }

@@ -35,20 +35,33 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
 /// Stores a message and returns it.
 pub async fn insert(db: &Db, room_id: &str, user_id: &str, text: &str) -> Result<Message> {
     let (id, created_at) = new_id_and_time();
-    sqlx::query("INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&id)
-        .bind(room_id)
-        .bind(user_id)
-        .bind(text)
-        .bind(&created_at)
-        .execute(db.pool())
-        .await?;
-    Ok(Message { id, room_id: room_id.into(), user_id: user_id.into(), text: text.into(), created_at })
+    sqlx::query(
+        "INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&id)
+    .bind(room_id)
+    .bind(user_id)
+    .bind(text)
+    .bind(&created_at)
+    .execute(db.pool())
+    .await?;
+    Ok(Message {
+        id,
+        room_id: room_id.into(),
+        user_id: user_id.into(),
+        text: text.into(),
+        created_at,
+    })
 }
 
 /// One page of a room's messages, newest first, older than `before` when given.
 /// A `before` that names no message of this room is [`AppError::NotFound`].
-pub async fn page(db: &Db, room_id: &str, before: Option<&str>, limit: u32) -> Result<(Vec<Message>, bool)> {
+pub async fn page(
+    db: &Db,
+    room_id: &str,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Message>, bool)> {
     let rows = match before {
         Some(before) => {
             let exists = sqlx::query("SELECT 1 FROM messages WHERE id = $1 AND room_id = $2")
@@ -80,6 +93,9 @@ pub async fn page(db: &Db, room_id: &str, before: Option<&str>, limit: u32) -> R
             .await?
         }
     };
-    let rows = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let rows = rows
+        .into_iter()
+        .map(from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(finish_page(rows, limit))
 }

@@ -51,7 +51,9 @@ impl Db {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             (Backend::Postgres, url.to_string())
         } else {
-            return Err(sqlx::Error::Configuration("DATABASE_URL must start with sqlite:// or postgres://".into()));
+            return Err(sqlx::Error::Configuration(
+                "DATABASE_URL must start with sqlite:// or postgres://".into(),
+            ));
         };
         let opts = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
@@ -113,8 +115,10 @@ pub fn new_id_and_time() -> (String, String) {
         .get_timestamp()
         .map(|ts| {
             let (secs, nanos) = ts.to_unix();
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
-                .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+            time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(secs) * 1_000_000_000 + i128::from(nanos),
+            )
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
         })
         .unwrap_or_else(time::OffsetDateTime::now_utc);
     (id.to_string(), format_time(created))

@@ -15,9 +15,17 @@ use crate::{dto, error::AppError};
 use socketioxide::adapter::Adapter;
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    let h = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let h = parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (scheme, token) = h.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// A request made with one of the service keys of `API_KEYS`.
@@ -26,7 +34,9 @@ pub struct ApiKey;
 /// Compares `given` with each key in constant time (per key), so timing tells nothing of
 /// how much of a key matched.
 pub fn key_matches(keys: &[String], given: &str) -> bool {
-    keys.iter().fold(false, |found, k| found | bool::from(k.as_bytes().ct_eq(given.as_bytes())))
+    keys.iter().fold(false, |found, k| {
+        found | bool::from(k.as_bytes().ct_eq(given.as_bytes()))
+    })
 }
 
 impl<A: Adapter> FromRequestParts<HttpState<A>> for ApiKey {
@@ -46,7 +56,11 @@ impl<A: Adapter> FromRequestParts<HttpState<A>> for UserAuth {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, st: &HttpState<A>) -> Result<Self, AppError> {
         let token = bearer(parts).ok_or(AppError::Unauthorized)?;
-        let claims = st.app.verifier.verify(token).map_err(|_| AppError::Unauthorized)?;
+        let claims = st
+            .app
+            .verifier
+            .verify(token)
+            .map_err(|_| AppError::Unauthorized)?;
         Ok(UserAuth(claims.sub))
     }
 }
@@ -69,10 +83,13 @@ where
             .and_then(|v| v.split(';').next())
             .is_some_and(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !is_json {
-            return Err(AppError::BadRequest("expected Content-Type: application/json".into()));
+            return Err(AppError::BadRequest(
+                "expected Content-Type: application/json".into(),
+            ));
         }
         let body = Bytes::from_request(req, st).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -81,8 +98,8 @@ where
                 AppError::BadRequest("could not read the body".into())
             }
         })?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
         Ok(ValidatedJson(dto::parse(Some(value))?))
     }
 }

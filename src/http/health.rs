@@ -22,7 +22,11 @@ pub async fn readyz<A: Adapter>(State(st): State<HttpState<A>>) -> Response {
     let database = st.app.db.ping().await;
     let checks = json!({ "database": if database { "ok" } else { "failing" } });
     if database {
-        (StatusCode::OK, Json(json!({ "status": "ok", "checks": checks }))).into_response()
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "checks": checks })),
+        )
+            .into_response()
     } else {
         let body = json!({
             "error": { "code": "unavailable", "message": "database unavailable", "details": { "database": ["not answering"] } },
@@ -33,7 +37,10 @@ pub async fn readyz<A: Adapter>(State(st): State<HttpState<A>>) -> Response {
 }
 
 /// Prometheus text; with `METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
-pub async fn metrics<A: Adapter>(State(st): State<HttpState<A>>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn metrics<A: Adapter>(
+    State(st): State<HttpState<A>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     if let Some(expected) = &st.app.cfg.metrics_token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -44,6 +51,11 @@ pub async fn metrics<A: Adapter>(State(st): State<HttpState<A>>, headers: Header
             return Err(AppError::Unauthorized);
         }
     }
-    let handle = telemetry::metrics_handle().ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())
+    let handle = telemetry::metrics_handle()
+        .ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
 }

@@ -29,15 +29,24 @@ pub struct HttpState<A: Adapter> {
 
 impl<A: Adapter> Clone for HttpState<A> {
     fn clone(&self) -> Self {
-        Self { app: self.app.clone(), io: self.io.clone() }
+        Self {
+            app: self.app.clone(),
+            io: self.io.clone(),
+        }
     }
 }
 
 /// All HTTP routes, with JSON answers for unknown paths and wrong methods.
 pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
     Router::new()
-        .route("/api/notifications", post(notifications::create::<A>).get(notifications::list::<A>))
-        .route("/api/notifications/read", post(notifications::mark_read::<A>))
+        .route(
+            "/api/notifications",
+            post(notifications::create::<A>).get(notifications::list::<A>),
+        )
+        .route(
+            "/api/notifications/read",
+            post(notifications::mark_read::<A>),
+        )
         .route("/api/emit", post(emit::emit::<A>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<A>))
@@ -58,7 +67,10 @@ async fn method_not_allowed() -> AppError {
 
 /// Counts each request by route template and status.
 async fn record(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let started = Instant::now();
     let res = next.run(req).await;
     let route = route.unwrap_or_else(|| "unmatched".into());

@@ -53,7 +53,9 @@ pub async fn list<A: Adapter>(
 fn list_args(q: &HashMap<String, String>) -> Result<ListNotificationsArgs> {
     let mut v = serde_json::Map::new();
     if let Some(l) = q.get("limit") {
-        let n: i64 = l.parse().map_err(|_| AppError::field("limit", "must be an integer from 1 to 100"))?;
+        let n: i64 = l
+            .parse()
+            .map_err(|_| AppError::field("limit", "must be an integer from 1 to 100"))?;
         v.insert("limit".into(), n.into());
     }
     if let Some(b) = q.get("before") {

@@ -14,13 +14,13 @@ pub mod session;
 use std::{collections::HashSet, time::Duration};
 
 use serde::Serialize;
-use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide::{
     SocketIo,
     adapter::Adapter,
     extract::{SocketRef, State, TryData},
     handler::ConnectHandler,
 };
+use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::{
     auth::{self, AuthError},
@@ -68,14 +68,26 @@ pub async fn authenticate<A: Adapter>(
     result
 }
 
-fn admit<A: Adapter>(s: &SocketRef<A>, auth: Option<&serde_json::Value>, st: &AppState) -> Result<(), ConnectRefusal> {
+fn admit<A: Adapter>(
+    s: &SocketRef<A>,
+    auth: Option<&serde_json::Value>,
+    st: &AppState,
+) -> Result<(), ConnectRefusal> {
     let parts = s.req_parts();
-    let header = parts.headers.get(axum::http::header::AUTHORIZATION).map(|h| h.as_bytes());
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|h| h.as_bytes());
     let token = auth::handshake_token(auth, header, parts.uri.query())?;
     let claims = st.verifier.verify(&token)?;
     let guard = st.limits.acquire(&claims.sub)?;
-    let rate = RateLimiter::new(st.cfg.event_rate_per_sec, st.cfg.event_burst, std::time::Instant::now());
-    s.extensions.insert::<SessionRef>(Session::new(claims, guard, rate));
+    let rate = RateLimiter::new(
+        st.cfg.event_rate_per_sec,
+        st.cfg.event_burst,
+        std::time::Instant::now(),
+    );
+    s.extensions
+        .insert::<SessionRef>(Session::new(claims, guard, rate));
     Ok(())
 }
 
@@ -97,7 +109,11 @@ pub struct Registered {
 
 /// Connect handler: registers the event handlers, joins `user:<sub>`, sends the catch-up and
 /// then `registered`, and opens live notification delivery.
-pub async fn on_connect<A: Adapter>(s: SocketRef<A>, TryData(auth): TryData<serde_json::Value>, State(st): State<AppState>) {
+pub async fn on_connect<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(auth): TryData<serde_json::Value>,
+    State(st): State<AppState>,
+) {
     let Some(ses) = s.extensions.get::<SessionRef>() else {
         // Only reachable if the middleware did not run; never leave such a socket open.
         let _ = s.disconnect();
@@ -124,7 +140,11 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, TryData(auth): TryData<serd
 
     let cursor = auth
         .ok()
-        .and_then(|a| a.get("lastNotificationId").and_then(|v| v.as_str()).map(str::to_string))
+        .and_then(|a| {
+            a.get("lastNotificationId")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .filter(|c| !c.is_empty() && c.len() <= 64);
     let mut sent = HashSet::new();
     if let Some(cursor) = cursor {
@@ -159,27 +179,44 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, TryData(auth): TryData<serd
     ses.open_delivery(&s, &sent);
 }
 
-async fn registered_counts(st: &AppState, user_id: &str) -> Result<(i64, Option<String>), AppError> {
-    Ok((store::unread_count(&st.db, user_id).await?, store::latest_id(&st.db, user_id).await?))
+async fn registered_counts(
+    st: &AppState,
+    user_id: &str,
+) -> Result<(i64, Option<String>), AppError> {
+    Ok((
+        store::unread_count(&st.db, user_id).await?,
+        store::latest_id(&st.db, user_id).await?,
+    ))
 }
 
 /// The rooms of a socket as clients see them: without the socket's own id.
 pub fn visible_rooms<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
     let sid = s.id.to_string();
-    let mut rooms: Vec<String> = s.rooms().into_iter().map(|r| r.to_string()).filter(|r| *r != sid).collect();
+    let mut rooms: Vec<String> = s
+        .rooms()
+        .into_iter()
+        .map(|r| r.to_string())
+        .filter(|r| *r != sid)
+        .collect();
     rooms.sort();
     rooms
 }
 
 /// The client rooms of a socket: its rooms minus `user:<sub>` and its own id.
 pub fn client_rooms<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
-    visible_rooms(s).into_iter().filter(|r| !r.starts_with(USER_ROOM_PREFIX)).collect()
+    visible_rooms(s)
+        .into_iter()
+        .filter(|r| !r.starts_with(USER_ROOM_PREFIX))
+        .collect()
 }
 
 /// The start of every event: the socket's session, after the rate limit. A socket over its
 /// rate for too long is disconnected.
 pub fn begin<A: Adapter>(s: &SocketRef<A>) -> Result<SessionRef, AppError> {
-    let ses = s.extensions.get::<SessionRef>().ok_or_else(|| AppError::Internal("socket without session".into()))?;
+    let ses = s
+        .extensions
+        .get::<SessionRef>()
+        .ok_or_else(|| AppError::Internal("socket without session".into()))?;
     match ses.check_rate() {
         RateDecision::Allow => Ok(ses),
         RateDecision::Refuse => Err(AppError::RateLimited),
@@ -200,7 +237,9 @@ async fn unknown_event<A: Adapter>(s: SocketRef<A>, reply: Reply<A>) {
 /// Disconnect handler: frees the connection slot and tells each client room the user left.
 async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(st): State<AppState>) {
     telemetry::record_disconnect();
-    let Some(ses) = s.extensions.get::<SessionRef>() else { return };
+    let Some(ses) = s.extensions.get::<SessionRef>() else {
+        return;
+    };
     ses.release();
     for room in client_rooms(&s) {
         rooms::announce(&s, &st, &room, "userLeft", &ses.user_id).await;
@@ -218,9 +257,14 @@ pub async fn sweep<A: Adapter>(io: SocketIo<A>, st: AppState) {
         tick.tick().await;
         let now = auth::now_secs();
         for s in io.sockets() {
-            let Some(ses) = s.extensions.get::<SessionRef>() else { continue };
+            let Some(ses) = s.extensions.get::<SessionRef>() else {
+                continue;
+            };
             let expired = ses.grant().exp.saturating_add(leeway) < now;
-            let idle = st.cfg.idle_timeout.is_some_and(|limit| ses.idle_for() >= limit);
+            let idle = st
+                .cfg
+                .idle_timeout
+                .is_some_and(|limit| ses.idle_for() >= limit);
             if expired || idle {
                 tracing::debug!(sid = %s.id, user = %ses.user_id, expired, idle, "disconnecting");
                 let _ = s.disconnect();

@@ -30,7 +30,11 @@ pub struct NotificationPage {
 }
 
 /// Reads one page of the user's notifications; shared with `GET /api/notifications`.
-pub async fn page(st: &AppState, user_id: &str, args: ListNotificationsArgs) -> Result<NotificationPage> {
+pub async fn page(
+    st: &AppState,
+    user_id: &str,
+    args: ListNotificationsArgs,
+) -> Result<NotificationPage> {
     let (notifications, has_more) = notifications::page(
         &st.db,
         user_id,
@@ -39,11 +43,19 @@ pub async fn page(st: &AppState, user_id: &str, args: ListNotificationsArgs) -> 
         args.unread_only.unwrap_or(false),
     )
     .await?;
-    Ok(NotificationPage { notifications, has_more })
+    Ok(NotificationPage {
+        notifications,
+        has_more,
+    })
 }
 
 /// `listNotifications { limit?, before?, unreadOnly? }`.
-pub async fn list<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
+pub async fn list<A: Adapter>(
+    s: SocketRef<A>,
+    Args(arg): Args,
+    reply: Reply<A>,
+    State(st): State<AppState>,
+) {
     let result = async {
         let ses = begin(&s)?;
         page(&st, &ses.user_id, parse(arg)?).await
@@ -60,7 +72,13 @@ pub struct Updated {
 }
 
 /// `markRead { ids }` or `{ all: true }`: then `notificationsRead` to all the user's sockets.
-pub async fn mark_read<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>, io: SocketIo<A>) {
+pub async fn mark_read<A: Adapter>(
+    s: SocketRef<A>,
+    Args(arg): Args,
+    reply: Reply<A>,
+    State(st): State<AppState>,
+    io: SocketIo<A>,
+) {
     let result = async {
         let ses = begin(&s)?;
         let args: MarkReadArgs = parse(arg)?;

@@ -22,7 +22,11 @@ pub struct Args(pub Option<serde_json::Value>);
 
 impl<A: Adapter> FromMessageParts<A> for Args {
     type Error = Infallible;
-    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        v: &mut Value,
+        ack: &Option<i64>,
+    ) -> Result<Self, Infallible> {
         let TryData(parsed) = TryData::<serde_json::Value>::from_message_parts(s, v, ack)?;
         Ok(Args(parsed.ok()))
     }
@@ -53,10 +57,21 @@ pub struct ErrorEvent<'a> {
 
 impl<A: Adapter> FromMessageParts<A> for Reply<A> {
     type Error = Infallible;
-    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
-        let event = Event::from_message_parts(s, v, ack).map(|e| e.0).unwrap_or_default();
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        v: &mut Value,
+        ack: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let event = Event::from_message_parts(s, v, ack)
+            .map(|e| e.0)
+            .unwrap_or_default();
         let sender = AckSender::from_message_parts(s, v, ack)?;
-        Ok(Reply { ack: sender, wants_ack: ack.is_some(), event, started: Instant::now() })
+        Ok(Reply {
+            ack: sender,
+            wants_ack: ack.is_some(),
+            event,
+            started: Instant::now(),
+        })
     }
 }
 
@@ -79,7 +94,12 @@ impl<A: Adapter> Reply<A> {
             }
         } else if let Err(err) = result {
             let body = err.body();
-            let payload = ErrorEvent { code: body.code, message: body.message, event: &self.event, details: body.details };
+            let payload = ErrorEvent {
+                code: body.code,
+                message: body.message,
+                event: &self.event,
+                details: body.details,
+            };
             if let Err(e) = socket.emit("error", &payload) {
                 tracing::debug!(cause = %e, event = %self.event, "error event not sent");
             }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test of sio-gateway: the Rust unit and integration tests, then the black-box
+# client tests (node's test runner + socket.io-client) against the release binary.
+# Installs the client tests' npm dependencies itself. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+command -v node >/dev/null || { echo "node not found: install Node.js 20 or newer (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+
+echo "== cargo test"
+cargo test --all-targets
+
+echo "== cargo build --release"
+cargo build --release --bin sio-gateway
+
+echo "== client tests (node --test, socket.io-client)"
+cd client-tests
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+SIO_GATEWAY_BIN="$(pwd)/../target/release/sio-gateway" npm test
