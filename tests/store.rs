@@ -1,0 +1,173 @@
+//! Storage: pagination, read state and catch-up ordering, on a real SQLite file.
+
+use sio_gateway::{
+    db::{
+        Db, messages,
+        notifications::{self, NewNotification},
+    },
+    dto::MarkRead,
+    error::AppError,
+};
+
+async fn sqlite() -> (Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    (db, dir)
+}
+
+fn note(user: &str, title: &str) -> NewNotification {
+    NewNotification {
+        user_id: user.into(),
+        kind: "k".into(),
+        title: title.into(),
+        message: "m".into(),
+        data: serde_json::Value::Null,
+    }
+}
+
+/// Messages page newest first, with `before` and `hasMore`; a foreign cursor is not found.
+#[tokio::test]
+async fn message_pages() {
+    let (db, _dir) = sqlite().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            messages::insert(&db, "r", "u", &format!("m{i}"))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    messages::insert(&db, "other", "u", "x").await.unwrap();
+    let (page, more) = messages::page(&db, "r", None, 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["m4", "m3"]
+    );
+    assert!(more);
+    let (page, more) = messages::page(&db, "r", Some(&page[1].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["m2", "m1", "m0"]
+    );
+    assert!(!more);
+    assert!(matches!(
+        messages::page(&db, "other", Some(&ids[0]), 10).await,
+        Err(AppError::NotFound)
+    ));
+}
+
+/// Notifications: pages, unread filter, mark by ids (only the owner's) and all, counts.
+#[tokio::test]
+async fn notification_read_state() {
+    let (db, _dir) = sqlite().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            notifications::insert(&db, note("alice", &format!("n{i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let bobs = notifications::insert(&db, note("bob", "b"))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(notifications::unread_count(&db, "alice").await.unwrap(), 4);
+    assert_eq!(
+        notifications::latest_id(&db, "alice")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ids[3].as_str())
+    );
+
+    let (updated, owned) = notifications::mark_read(
+        &db,
+        "alice",
+        &[ids[0].clone(), bobs.clone(), ids[0].clone()],
+    )
+    .await
+    .unwrap();
+    assert_eq!((updated, owned), (1, vec![ids[0].clone()]));
+    let (again, _) = notifications::mark_read(&db, "alice", std::slice::from_ref(&ids[0]))
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "already read rows do not count");
+    assert_eq!(
+        notifications::unread_count(&db, "bob").await.unwrap(),
+        1,
+        "bob's stays unread"
+    );
+
+    let (unread, more) = notifications::page(&db, "alice", None, 10, true)
+        .await
+        .unwrap();
+    assert_eq!(unread.len(), 3);
+    assert!(!more);
+    assert!(unread.iter().all(|n| !n.read));
+    let (all, _) = notifications::page(&db, "alice", None, 10, false)
+        .await
+        .unwrap();
+    assert_eq!(all.last().unwrap().id, ids[0]);
+    assert!(all.last().unwrap().read);
+
+    assert_eq!(notifications::mark_all_read(&db, "alice").await.unwrap(), 3);
+    assert_eq!(notifications::unread_count(&db, "alice").await.unwrap(), 0);
+    assert!(matches!(
+        notifications::page(&db, "alice", Some(&bobs), 10, false).await,
+        Err(AppError::NotFound)
+    ));
+    let _ = MarkRead::All;
+}
+
+/// Catch-up returns what came after the cursor, oldest first, bounded; an unknown cursor none.
+#[tokio::test]
+async fn catch_up_order() {
+    let (db, _dir) = sqlite().await;
+    let mut ids = Vec::new();
+    for i in 0..120 {
+        ids.push(
+            notifications::insert(&db, note("alice", &format!("n{i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let missed = notifications::after(&db, "alice", &ids[9], 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(missed.len(), 100);
+    assert_eq!(missed[0].id, ids[10]);
+    assert!(
+        missed.windows(2).all(|w| w[0].id < w[1].id),
+        "oldest first, strictly increasing"
+    );
+    assert_eq!(missed[99].id, ids[109]);
+    assert!(
+        notifications::after(&db, "bob", &ids[0], 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        notifications::after(&db, "alice", "nope", 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        notifications::after(&db, "alice", &ids[119], 100)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+}
