@@ -61,10 +61,10 @@ impl TestApp {
             task: Some(task),
         };
         for _ in 0..100 {
-            if let Ok(r) = app.http().get(app.url("/healthz")).send().await {
-                if r.status() == 200 {
-                    return app;
-                }
+            if let Ok(r) = app.http().get(app.url("/healthz")).send().await
+                && r.status() == 200
+            {
+                return app;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -101,11 +101,9 @@ impl TestApp {
 
     /// Opens a connection with a fresh token for `sub`.
     pub async fn user(&self, sub: &str) -> RawSocket {
-        let s = self
-            .socket(json!({ "token": token(sub) }))
+        self.socket(json!({ "token": token(sub) }))
             .await
-            .expect("connect");
-        s
+            .expect("connect")
     }
 }
 
