@@ -4,16 +4,21 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use axum::{
-    Router,
     extract::DefaultBodyLimit,
     http::{HeaderValue, Method, header},
 };
-use socketioxide::{ParserConfig, SocketIo, adapter::Adapter};
+use socketioxide::{
+    ParserConfig, SocketIo, SocketIoBuilder,
+    adapter::{Adapter, Emitter},
+    layer::SocketIoLayer,
+};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::{TcpListener, TcpSocket};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::{
     auth,
+    cluster::{Cluster, ManagedDriver},
     config::{Config, JwtKeySource, ParserKind},
     db::Db,
     http::{self, HttpState},
@@ -62,13 +67,8 @@ pub fn load_keys(cfg: &Config) -> Result<Keys, StartError> {
         JwtKeySource::Secret(s) => Some(s.clone()),
         JwtKeySource::PublicKeyFile(_) => None,
         JwtKeySource::Generated => {
-            let (secret, created) =
-                secrets::load_or_create(&dir, secrets::SECRET_FILE).map_err(|e| {
-                    format!(
-                        "cannot keep the generated JWT secret in {}: {e}",
-                        dir.display()
-                    )
-                })?;
+            let (secret, created) = secrets::load_or_create(&dir, secrets::SECRET_FILE)
+                .map_err(|e| format!("cannot keep the generated JWT secret in {}: {e}", dir.display()))?;
             let path = secrets::path_of(&dir, secrets::SECRET_FILE);
             tracing::warn!(
                 file = %path.display(),
@@ -79,35 +79,23 @@ pub fn load_keys(cfg: &Config) -> Result<Keys, StartError> {
         }
     };
     let api_keys = if cfg.api_keys.is_empty() {
-        let (key, created) = secrets::load_or_create(&dir, secrets::API_KEY_FILE).map_err(|e| {
-            format!(
-                "cannot keep the generated API key in {}: {e}",
-                dir.display()
-            )
-        })?;
+        let (key, created) = secrets::load_or_create(&dir, secrets::API_KEY_FILE)
+            .map_err(|e| format!("cannot keep the generated API key in {}: {e}", dir.display()))?;
         let path = secrets::path_of(&dir, secrets::API_KEY_FILE);
         tracing::warn!(file = %path.display(), created, "API_KEYS is not set: using a generated key kept in this file");
         vec![key]
     } else {
         cfg.api_keys.clone()
     };
-    Ok(Keys {
-        jwt_secret,
-        api_keys,
-    })
+    Ok(Keys { jwt_secret, api_keys })
 }
 
 /// Opens the database and applies its migrations.
 pub async fn open_db(cfg: &Config) -> Result<Db, StartError> {
-    let db = Db::connect(&cfg.database_url).await.map_err(|e| {
-        format!(
-            "DATABASE_URL {}: {e}",
-            crate::config::mask_url(&cfg.database_url)
-        )
-    })?;
-    db.migrate()
+    let db = Db::connect(&cfg.database_url)
         .await
-        .map_err(|e| format!("migrations failed: {e}"))?;
+        .map_err(|e| format!("DATABASE_URL {}: {e}", crate::config::mask_url(&cfg.database_url)))?;
+    db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
     Ok(db)
 }
 
@@ -122,43 +110,68 @@ pub async fn serve(
     let keys = load_keys(&cfg)?;
     let verifier = auth::verifier_for(&cfg, keys.jwt_secret.as_deref())?;
     let db = open_db(&cfg).await?;
-    let state = AppState::new(cfg, db, verifier, keys.api_keys);
-    run(state, listener, shutdown).await
+    let cluster = match &cfg.redis_url {
+        Some(url) => Some(
+            Cluster::connect(url, &cfg.redis_prefix)
+                .await
+                .map_err(|e| format!("REDIS_URL {}: {e}", crate::config::mask_url(url)))?,
+        ),
+        None => None,
+    };
+    let state = AppState::new(cfg, db, verifier, keys.api_keys, cluster);
+    match state.cluster.clone() {
+        None => {
+            let (layer, io) = socket_io(&state).build_layer();
+            socket::register(&io);
+            finish(state, io, layer, listener, shutdown).await
+        }
+        Some(cluster) => {
+            let ctr = RedisAdapterCtr::new_with_driver(
+                cluster.driver(),
+                RedisAdapterConfig::new().with_prefix(cluster.prefix().to_string()),
+            );
+            let (layer, io) = socket_io(&state).with_adapter::<RedisAdapter>(ctr).build_layer();
+            socket::register(&io).await.map_err(|e| format!("redis adapter: {e}"))?;
+            cluster
+                .clone()
+                .run(io.clone())
+                .await
+                .map_err(|e| format!("redis subscribe: {e}"))?;
+            finish(state, io, layer, listener, shutdown).await
+        }
+    }
 }
 
-async fn run(
-    state: AppState,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
+/// The Redis adapter over this crate's reconnecting driver.
+type RedisAdapter = CustomRedisAdapter<Emitter, ManagedDriver>;
+
+fn socket_io(state: &AppState) -> SocketIoBuilder {
     let cfg = &state.cfg;
-    let mut builder = SocketIo::builder()
+    let builder = SocketIo::builder()
         .with_state(state.clone())
         .max_payload(cfg.max_payload_bytes as u64)
         .ws_max_message_size(cfg.max_payload_bytes)
         .ws_max_frame_size(cfg.max_payload_bytes);
-    if cfg.parser == ParserKind::Msgpack {
-        builder = builder.with_parser(ParserConfig::msgpack());
+    match cfg.parser {
+        ParserKind::Msgpack => builder.with_parser(ParserConfig::msgpack()),
+        ParserKind::Common => builder,
     }
-    let (layer, io) = builder.build_layer();
-    socket::register(&io);
-    let router = http::router(HttpState {
-        app: state.clone(),
-        io: io.clone(),
-    })
-    .layer(layer)
-    .layer(DefaultBodyLimit::max(cfg.max_payload_bytes))
-    .layer(cors(cfg)?);
-    finish(state, io, router, listener, shutdown).await
 }
 
 async fn finish<A: Adapter>(
     state: AppState,
     io: SocketIo<A>,
-    router: Router,
+    layer: SocketIoLayer<A>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let router = http::router(HttpState {
+        app: state.clone(),
+        io: io.clone(),
+    })
+    .layer(layer)
+    .layer(DefaultBodyLimit::max(state.cfg.max_payload_bytes))
+    .layer(cors(&state.cfg)?);
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
@@ -188,6 +201,9 @@ async fn finish<A: Adapter>(
         }
     }
     sweeper.abort();
+    if let Some(cluster) = &state.cluster {
+        cluster.leave().await;
+    }
     let left = timeout.saturating_sub(Duration::from_millis(100));
     let _ = tokio::time::timeout(left, state.db.close()).await;
     tracing::info!("stopped");
@@ -200,10 +216,7 @@ fn cors(cfg: &Config) -> Result<CorsLayer, StartError> {
         Some(list) => {
             let values = list
                 .iter()
-                .map(|o| {
-                    HeaderValue::from_str(o)
-                        .map_err(|_| format!("CORS_ORIGINS: `{o}` is not a valid origin"))
-                })
+                .map(|o| HeaderValue::from_str(o).map_err(|_| format!("CORS_ORIGINS: `{o}` is not a valid origin")))
                 .collect::<Result<Vec<_>, _>>()?;
             AllowOrigin::list(values)
         }

@@ -79,11 +79,7 @@ impl Verifier {
     pub fn public_key(pem: &[u8], cfg: &Config) -> Result<Self, String> {
         use Algorithm::*;
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-            return Ok(Self::with(
-                key,
-                &[RS256, RS384, RS512, PS256, PS384, PS512],
-                cfg,
-            ));
+            return Ok(Self::with(key, &[RS256, RS384, RS512, PS256, PS384, PS512], cfg));
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             // The curve decides which of the two verifies; the other fails the signature check.
@@ -123,12 +119,10 @@ impl Verifier {
 
     /// Verifies a token and its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid,
-            },
-        )?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid,
+        })?;
         let claims = data.claims;
         if !valid_user_id(&claims.sub) {
             return Err(AuthError::Invalid);
@@ -151,12 +145,7 @@ impl Signer {
     }
 
     /// Signs an HS256 token for `sub`, valid for `ttl_secs`, with an optional `rooms` claim.
-    pub fn sign(
-        &self,
-        sub: &str,
-        ttl_secs: u64,
-        rooms: Option<Vec<String>>,
-    ) -> Result<String, String> {
+    pub fn sign(&self, sub: &str, ttl_secs: u64, rooms: Option<Vec<String>>) -> Result<String, String> {
         if !valid_user_id(sub) {
             return Err(format!(
                 "--sub must be 1-{MAX_SUB_CHARS} characters from [A-Za-z0-9_.:@-]"
@@ -169,8 +158,7 @@ impl Signer {
             rooms,
             iat: Some(now),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
-            .map_err(|e| e.to_string())
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key).map_err(|e| e.to_string())
     }
 }
 
@@ -226,9 +214,7 @@ pub fn handshake_token(
         }
     }
     if let Some(h) = authorization.filter(|h| !h.is_empty()) {
-        let h = std::str::from_utf8(h)
-            .map_err(|_| AuthError::Invalid)?
-            .trim();
+        let h = std::str::from_utf8(h).map_err(|_| AuthError::Invalid)?.trim();
         let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Invalid);
@@ -252,8 +238,7 @@ pub fn verifier_for(cfg: &Config, generated_secret: Option<&[u8]>) -> Result<Ver
     match &cfg.jwt_key {
         JwtKeySource::Secret(s) => Ok(Verifier::hmac(s, cfg)),
         JwtKeySource::PublicKeyFile(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("JWT_PUBLIC_KEY_FILE {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|e| format!("JWT_PUBLIC_KEY_FILE {}: {e}", path.display()))?;
             Verifier::public_key(&pem, cfg)
         }
         JwtKeySource::Generated => generated_secret
@@ -271,20 +256,13 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
 
     fn cfg(extra: &[(&str, &str)]) -> Config {
-        let map: std::collections::HashMap<String, String> = extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: std::collections::HashMap<String, String> =
+            extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned()).unwrap()
     }
 
     fn sign(claims: serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
-        jsonwebtoken::encode(
-            &Header::new(alg),
-            &claims,
-            &EncodingKey::from_secret(secret),
-        )
-        .unwrap()
+        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).unwrap()
     }
 
     fn b64(v: &serde_json::Value) -> String {
@@ -323,17 +301,9 @@ mod tests {
     #[test]
     fn expiry_leeway_and_nbf() {
         let v = Verifier::hmac(SECRET, &cfg(&[]));
-        let expired = sign(
-            json!({"sub": "a", "exp": now_secs() - 30}),
-            Algorithm::HS256,
-            SECRET,
-        );
+        let expired = sign(json!({"sub": "a", "exp": now_secs() - 30}), Algorithm::HS256, SECRET);
         assert_eq!(v.verify(&expired), Err(AuthError::Expired));
-        let within_leeway = sign(
-            json!({"sub": "a", "exp": now_secs() - 2}),
-            Algorithm::HS256,
-            SECRET,
-        );
+        let within_leeway = sign(json!({"sub": "a", "exp": now_secs() - 2}), Algorithm::HS256, SECRET);
         assert!(v.verify(&within_leeway).is_ok());
         let future_nbf = sign(
             json!({"sub": "a", "exp": now_secs() + 600, "nbf": now_secs() + 300}),
@@ -345,10 +315,7 @@ mod tests {
 
     #[test]
     fn issuer_and_audience_when_configured() {
-        let v = Verifier::hmac(
-            SECRET,
-            &cfg(&[("JWT_ISSUER", "me"), ("JWT_AUDIENCE", "gw")]),
-        );
+        let v = Verifier::hmac(SECRET, &cfg(&[("JWT_ISSUER", "me"), ("JWT_AUDIENCE", "gw")]));
         let exp = now_secs() + 60;
         assert!(
             v.verify(&sign(
@@ -390,11 +357,7 @@ mod tests {
     fn sub_must_match_the_pattern() {
         let v = Verifier::hmac(SECRET, &cfg(&[]));
         for bad in ["", "a b", "é", &"a".repeat(129)] {
-            let t = sign(
-                json!({"sub": bad, "exp": now_secs() + 60}),
-                Algorithm::HS256,
-                SECRET,
-            );
+            let t = sign(json!({"sub": bad, "exp": now_secs() + 60}), Algorithm::HS256, SECRET);
             assert_eq!(v.verify(&t), Err(AuthError::Invalid), "{bad:?}");
         }
         assert!(valid_user_id("user_1.x:y@z-w"));
@@ -417,10 +380,7 @@ mod tests {
             handshake_token(None, Some(b"Bearer "), Some("x=1&token=C")).unwrap(),
             "C"
         );
-        assert_eq!(
-            handshake_token(None, None, Some("token=")),
-            Err(AuthError::Missing)
-        );
+        assert_eq!(handshake_token(None, None, Some("token=")), Err(AuthError::Missing));
         assert_eq!(
             handshake_token(Some(&json!({"token": 5})), None, None),
             Err(AuthError::Invalid)
@@ -450,9 +410,7 @@ mod tests {
     #[test]
     fn room_patterns() {
         let p = vec!["chat-*".to_string(), "lobby".to_string()];
-        assert!(
-            room_allowed(&p, "chat-1") && room_allowed(&p, "chat-") && room_allowed(&p, "lobby")
-        );
+        assert!(room_allowed(&p, "chat-1") && room_allowed(&p, "chat-") && room_allowed(&p, "lobby"));
         assert!(!room_allowed(&p, "lobby2") && !room_allowed(&p, "chat"));
     }
 }

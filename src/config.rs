@@ -67,6 +67,9 @@ pub struct Config {
     pub database_url: String,
     /// Redis for the scale-out adapter (`REDIS_URL`); `None` means one node, in memory.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis channel and key, to share one Redis between deployments
+    /// (`REDIS_PREFIX`).
+    pub redis_prefix: String,
     /// How tokens are verified.
     pub jwt_key: JwtKeySource,
     /// Clock skew allowed on `exp` and `nbf` (`JWT_LEEWAY_SECS`).
@@ -130,12 +133,7 @@ pub fn mask_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -204,6 +202,7 @@ impl Config {
             port: parse(&get, "PORT", 3000)?,
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://sio-gateway.db".into()),
             redis_url: get("REDIS_URL"),
+            redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "sio-gateway".into()),
             jwt_key,
             jwt_leeway_secs: parse(&get, "JWT_LEEWAY_SECS", 5)?,
             jwt_issuer: get("JWT_ISSUER"),
@@ -248,9 +247,7 @@ impl Config {
 
 /// The file path inside a `sqlite://` URL, without query parameters.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
@@ -269,11 +266,7 @@ fn parse<T: std::str::FromStr>(
     }
 }
 
-fn parse_bool(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
     match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
@@ -298,10 +291,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -326,10 +316,7 @@ mod tests {
 
     #[test]
     fn short_secret_is_refused_with_its_name() {
-        let err = cfg(&[("JWT_SECRET", "too-short")])
-            .err()
-            .unwrap()
-            .to_string();
+        let err = cfg(&[("JWT_SECRET", "too-short")]).err().unwrap().to_string();
         assert!(err.contains("JWT_SECRET") && err.contains("32"), "{err}");
         assert!(cfg(&[("JWT_SECRET", &"x".repeat(32))]).is_ok());
     }

@@ -30,8 +30,7 @@ pub fn valid_room_id(id: &str) -> Result<(), ValidationError> {
     if ok {
         Ok(())
     } else {
-        Err(ValidationError::new("pattern")
-            .with_message("must be 1 to 128 characters from A-Z a-z 0-9 _ . : -".into()))
+        Err(ValidationError::new("pattern").with_message("must be 1 to 128 characters from A-Z a-z 0-9 _ . : -".into()))
     }
 }
 
@@ -54,8 +53,7 @@ fn not_blank(text: &str) -> Result<(), ValidationError> {
 
 fn valid_cursor(id: &str) -> Result<(), ValidationError> {
     if id.is_empty() || id.len() > 64 {
-        Err(ValidationError::new("cursor")
-            .with_message("must be an id of 1 to 64 characters".into()))
+        Err(ValidationError::new("cursor").with_message("must be an id of 1 to 64 characters".into()))
     } else {
         Ok(())
     }
@@ -137,13 +135,9 @@ fn valid_ids(ids: &[String]) -> Result<(), ValidationError> {
 fn ids_or_all(args: &MarkReadArgs) -> Result<(), ValidationError> {
     match (&args.ids, args.all) {
         (Some(_), None) | (None, Some(true)) => Ok(()),
-        (Some(_), Some(_)) => {
-            Err(ValidationError::new("ids").with_message("give either ids or all, not both".into()))
-        }
+        (Some(_), Some(_)) => Err(ValidationError::new("ids").with_message("give either ids or all, not both".into())),
         (None, Some(false)) => Err(ValidationError::new("all").with_message("must be true".into())),
-        (None, None) => {
-            Err(ValidationError::new("ids").with_message("give ids or all: true".into()))
-        }
+        (None, None) => Err(ValidationError::new("ids").with_message("give ids or all: true".into())),
     }
 }
 
@@ -255,11 +249,9 @@ pub const RESERVED_EVENTS: [&str; 6] = [
 
 fn not_reserved(event: &str) -> Result<(), ValidationError> {
     if RESERVED_EVENTS.contains(&event) {
-        Err(ValidationError::new("reserved")
-            .with_message("is a reserved Socket.IO event name".into()))
+        Err(ValidationError::new("reserved").with_message("is a reserved Socket.IO event name".into()))
     } else if event.chars().any(char::is_control) {
-        Err(ValidationError::new("pattern")
-            .with_message("must not contain control characters".into()))
+        Err(ValidationError::new("pattern").with_message("must not contain control characters".into()))
     } else {
         Ok(())
     }
@@ -274,9 +266,7 @@ fn one_target(args: &EmitArgs) -> Result<(), ValidationError> {
 }
 
 /// Turns a client's argument into a checked DTO, or `validation_failed` naming the fields.
-pub fn parse<T: DeserializeOwned + Validate>(
-    arg: Option<serde_json::Value>,
-) -> Result<T, AppError> {
+pub fn parse<T: DeserializeOwned + Validate>(arg: Option<serde_json::Value>) -> Result<T, AppError> {
     let value = match arg {
         Some(v @ serde_json::Value::Object(_)) => v,
         _ => return Err(AppError::field("_", "expected one object argument")),
@@ -317,9 +307,7 @@ fn collect(errors: &ValidationErrors, details: &mut Details) {
                 }));
             }
             ValidationErrorsKind::Struct(inner) => collect(inner, details),
-            ValidationErrorsKind::List(items) => {
-                items.values().for_each(|inner| collect(inner, details))
-            }
+            ValidationErrorsKind::List(items) => items.values().for_each(|inner| collect(inner, details)),
         }
     }
 }
@@ -342,9 +330,7 @@ fn camel_case(snake: &str) -> String {
 
 /// The page size of a request: its `limit`, or the default.
 pub fn page_size(limit: Option<i64>) -> u32 {
-    limit
-        .map(|l| l.clamp(1, MAX_PAGE) as u32)
-        .unwrap_or(DEFAULT_PAGE)
+    limit.map(|l| l.clamp(1, MAX_PAGE) as u32).unwrap_or(DEFAULT_PAGE)
 }
 
 #[cfg(test)]
@@ -381,19 +367,12 @@ mod tests {
         assert!(d.contains_key("roomId"), "{d:?}");
         let d = details(parse::<RoomArgs>(Some(json!({"roomId": "a b"}))).unwrap_err());
         assert!(d.contains_key("roomId"), "{d:?}");
-        let d = details(
-            parse::<GetMessagesArgs>(Some(json!({"roomId": "r", "limit": 101}))).unwrap_err(),
-        );
+        let d = details(parse::<GetMessagesArgs>(Some(json!({"roomId": "r", "limit": 101}))).unwrap_err());
+        assert!(d.contains_key("limit"), "{d:?}");
+        let d = details(parse::<GetMessagesArgs>(Some(json!({"roomId": "r", "limit": 1.5}))).unwrap_err());
         assert!(d.contains_key("limit"), "{d:?}");
         let d = details(
-            parse::<GetMessagesArgs>(Some(json!({"roomId": "r", "limit": 1.5}))).unwrap_err(),
-        );
-        assert!(d.contains_key("limit"), "{d:?}");
-        let d = details(
-            parse::<CreateNotificationArgs>(Some(
-                json!({"userId": "u", "title": "t", "message": "m"}),
-            ))
-            .unwrap_err(),
+            parse::<CreateNotificationArgs>(Some(json!({"userId": "u", "title": "t", "message": "m"}))).unwrap_err(),
         );
         assert_eq!(d.keys().collect::<Vec<_>>(), vec!["type"]);
     }
@@ -403,10 +382,7 @@ mod tests {
         assert!(parse::<RoomArgs>(Some(json!({"roomId": "a.b:c_d-1", "extra": true}))).is_ok());
         assert!(parse::<RoomArgs>(Some(json!({"roomId": "x".repeat(128)}))).is_ok());
         for bad in ["", "é", "a/b", &"x".repeat(129)] {
-            assert!(
-                parse::<RoomArgs>(Some(json!({ "roomId": bad }))).is_err(),
-                "{bad:?}"
-            );
+            assert!(parse::<RoomArgs>(Some(json!({ "roomId": bad }))).is_err(), "{bad:?}");
         }
     }
 
@@ -416,9 +392,7 @@ mod tests {
         let ok: SendMessageArgs = parse(Some(json!({"roomId": "r", "text": emoji}))).unwrap();
         assert_eq!(ok.text.unwrap().chars().count(), 4000);
         for bad in [String::new(), " \n\t ".into(), "a".repeat(4001)] {
-            let d = details(
-                parse::<SendMessageArgs>(Some(json!({"roomId": "r", "text": bad}))).unwrap_err(),
-            );
+            let d = details(parse::<SendMessageArgs>(Some(json!({"roomId": "r", "text": bad}))).unwrap_err());
             assert!(d.contains_key("text"));
         }
         let kept: SendMessageArgs = parse(Some(json!({"roomId": "r", "text": "  hi  "}))).unwrap();
@@ -457,9 +431,7 @@ mod tests {
         for name in RESERVED_EVENTS {
             assert!(parse::<EmitArgs>(Some(json!({ "event": name }))).is_err());
         }
-        assert!(
-            parse::<EmitArgs>(Some(json!({"event": "x", "room": "r", "userId": "u"}))).is_err()
-        );
+        assert!(parse::<EmitArgs>(Some(json!({"event": "x", "room": "r", "userId": "u"}))).is_err());
         assert!(parse::<EmitArgs>(Some(json!({"event": "x", "room": "r"}))).is_ok());
     }
 

@@ -118,9 +118,7 @@ impl AppError {
             Self::LimitExceeded | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::UnknownEvent | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::InvalidToken | Self::TokenExpired | Self::Unauthorized => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::InvalidToken | Self::TokenExpired | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -206,11 +204,7 @@ impl IntoResponse for AppError {
         } else {
             self
         };
-        (
-            err.status(),
-            axum::Json(HttpErrorBody { error: err.body() }),
-        )
-            .into_response()
+        (err.status(), axum::Json(HttpErrorBody { error: err.body() })).into_response()
     }
 }
 
@@ -264,13 +258,9 @@ mod tests {
 
     #[test]
     fn ack_envelope_shapes() {
-        let ok = serde_json::to_value(Ack::from(Ok::<_, AppError>(
-            serde_json::json!({"roomId": "a"}),
-        )))
-        .unwrap();
+        let ok = serde_json::to_value(Ack::from(Ok::<_, AppError>(serde_json::json!({"roomId": "a"})))).unwrap();
         assert_eq!(ok, serde_json::json!({"ok": true, "data": {"roomId": "a"}}));
-        let err = serde_json::to_value(Ack::<()>::from(Err(AppError::field("roomId", "too long"))))
-            .unwrap();
+        let err = serde_json::to_value(Ack::<()>::from(Err(AppError::field("roomId", "too long")))).unwrap();
         assert_eq!(
             err,
             serde_json::json!({"ok": false, "error": {"code": "validation_failed", "message": "validation failed", "details": {"roomId": ["too long"]}}})

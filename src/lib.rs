@@ -21,12 +21,15 @@
 //! - [`http`]: the HTTP API and its extractors.
 //! - [`error`]: the one error enum and its two wire forms.
 //! - [`limits`]: connection counters and the per-socket event rate.
+//! - [`cluster`]: several nodes over Redis (adapter driver, notification fan-out, members,
+//!   per-user limit).
 //! - [`telemetry`], [`secrets`], [`shutdown`], [`cli`]: logs and metrics, generated secrets,
 //!   stop signals, the command line.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod dto;

@@ -4,6 +4,7 @@
 //! when the socket disconnects (or, as a fallback, when it is dropped), so a closed tab frees
 //! its place at once.
 
+use crate::cluster::Cluster;
 use std::{
     collections::HashMap,
     sync::{
@@ -42,6 +43,8 @@ pub struct ConnectionGuard {
     limits: Arc<ConnectionLimits>,
     user_id: String,
     released: AtomicBool,
+    /// Set when the slot is also counted in Redis (several nodes).
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl ConnectionLimits {
@@ -70,6 +73,7 @@ impl ConnectionLimits {
             limits: self.clone(),
             user_id: user_id.to_string(),
             released: AtomicBool::new(false),
+            cluster: None,
         })
     }
 
@@ -102,10 +106,36 @@ impl ConnectionLimits {
 }
 
 impl ConnectionGuard {
-    /// Gives the slot back; later calls do nothing.
+    /// Gives the slot back (here and, when counted there, in Redis); later calls do nothing.
     pub fn release(&self) {
         if !self.released.swap(true, Ordering::AcqRel) {
             self.limits.release(&self.user_id);
+            if let Some(cluster) = self.cluster.clone() {
+                let user = self.user_id.clone();
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move { cluster.release_user_slot(&user).await });
+                }
+            }
+        }
+    }
+
+    /// Counts this slot across nodes too: refused when the user's connections on all live
+    /// nodes reach `max`. If Redis does not answer, this node's own count decides.
+    pub async fn count_in_cluster(mut self, cluster: &Arc<Cluster>, max: usize) -> Result<Self, LimitError> {
+        match cluster.acquire_user_slot(&self.user_id, max).await {
+            Ok(true) => {
+                self.cluster = Some(cluster.clone());
+                Ok(self)
+            }
+            Ok(false) => Err(LimitError::TooManyUserConnections),
+            Err(e) => {
+                tracing::warn!(cause = %e, "redis unavailable: per-user limit checked on this node only");
+                if self.limits.of_user(&self.user_id) > max {
+                    Err(LimitError::TooManyUserConnections)
+                } else {
+                    Ok(self)
+                }
+            }
         }
     }
 }
@@ -171,9 +201,7 @@ impl RateLimiter {
         }
         self.last_refusal = Some(now);
         match self.streak_start {
-            Some(start) if now.saturating_duration_since(start) >= RATE_LIMIT_GRACE => {
-                RateDecision::Disconnect
-            }
+            Some(start) if now.saturating_duration_since(start) >= RATE_LIMIT_GRACE => RateDecision::Disconnect,
             _ => RateDecision::Refuse,
         }
     }
@@ -188,10 +216,7 @@ mod tests {
         let l = ConnectionLimits::new(3, 2);
         let a1 = l.acquire("a").unwrap();
         let _a2 = l.acquire("a").unwrap();
-        assert_eq!(
-            l.acquire("a").err(),
-            Some(LimitError::TooManyUserConnections)
-        );
+        assert_eq!(l.acquire("a").err(), Some(LimitError::TooManyUserConnections));
         let _b1 = l.acquire("b").unwrap();
         // Both bounds reached for `a`: the total one wins.
         assert_eq!(l.acquire("a").err(), Some(LimitError::TooManyConnections));
@@ -248,17 +273,8 @@ mod tests {
         r.check(t0);
         assert_eq!(r.check(t0), RateDecision::Refuse);
         // Refused again 9 s later, after quiet seconds in between: a new streak, no cut.
-        assert_eq!(
-            r.check(t0 + Duration::from_millis(9_500)),
-            RateDecision::Allow
-        );
-        assert_eq!(
-            r.check(t0 + Duration::from_millis(9_600)),
-            RateDecision::Refuse
-        );
-        assert_eq!(
-            r.check(t0 + Duration::from_millis(10_000)),
-            RateDecision::Refuse
-        );
+        assert_eq!(r.check(t0 + Duration::from_millis(9_500)), RateDecision::Allow);
+        assert_eq!(r.check(t0 + Duration::from_millis(9_600)), RateDecision::Refuse);
+        assert_eq!(r.check(t0 + Duration::from_millis(10_000)), RateDecision::Refuse);
     }
 }

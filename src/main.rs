@@ -21,10 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sio-gateway: cannot start the runtime: {e}");
@@ -57,12 +54,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_token(
-    cfg: &Config,
-    sub: &str,
-    ttl: &str,
-    rooms: Option<&str>,
-) -> Result<(), app::StartError> {
+fn print_token(cfg: &Config, sub: &str, ttl: &str, rooms: Option<&str>) -> Result<(), app::StartError> {
     let ttl = auth::parse_ttl(ttl).map_err(|e| format!("--ttl {e}"))?;
     let rooms = rooms.map(|r| {
         r.split(',')

@@ -28,6 +28,9 @@ pub async fn create_notification<A: Adapter>(
     telemetry::record_notification_created();
     let sockets = deliver_notification(io, &n);
     telemetry::record_notification_delivered(sockets);
+    if let Some(cluster) = &st.cluster {
+        cluster.publish_notification(&n).await;
+    }
     Ok(n)
 }
 
@@ -38,11 +41,7 @@ pub fn deliver_notification<A: Adapter>(io: &SocketIo<A>, n: &Notification) -> u
         .within(user_room(&n.user_id))
         .sockets()
         .iter()
-        .filter(|s| {
-            s.extensions
-                .get::<SessionRef>()
-                .is_some_and(|ses| ses.deliver(s, n))
-        })
+        .filter(|s| s.extensions.get::<SessionRef>().is_some_and(|ses| ses.deliver(s, n)))
         .count()
 }
 
@@ -63,12 +62,7 @@ pub enum ReadEvent {
 }
 
 /// Marks notifications read and tells every socket of the user. Returns the rows changed.
-pub async fn mark_read<A: Adapter>(
-    st: &AppState,
-    io: &SocketIo<A>,
-    user_id: &str,
-    req: MarkRead,
-) -> Result<u64> {
+pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &str, req: MarkRead) -> Result<u64> {
     let (updated, event) = match req {
         MarkRead::Ids(ids) => {
             let (updated, owned) = notifications::mark_read(&st.db, user_id, &ids).await?;
@@ -79,11 +73,7 @@ pub async fn mark_read<A: Adapter>(
             ReadEvent::All { all: true },
         ),
     };
-    if let Err(e) = io
-        .within(user_room(user_id))
-        .emit("notificationsRead", &event)
-        .await
-    {
+    if let Err(e) = io.within(user_room(user_id)).emit("notificationsRead", &event).await {
         tracing::warn!(cause = %e, "notificationsRead broadcast failed");
     }
     Ok(updated)
@@ -91,9 +81,7 @@ pub async fn mark_read<A: Adapter>(
 
 /// Emits a backend's event to a room, a user, or everyone.
 pub async fn emit<A: Adapter>(io: &SocketIo<A>, args: EmitArgs) -> Result<()> {
-    let event = args
-        .event
-        .ok_or_else(|| AppError::field("event", "is required"))?;
+    let event = args.event.ok_or_else(|| AppError::field("event", "is required"))?;
     let data = args.data.unwrap_or(serde_json::Value::Null);
     let op = match (args.room, args.user_id) {
         (Some(room), _) => io.within(room),
@@ -115,6 +103,20 @@ pub struct Member {
     pub connections: usize,
 }
 
+/// The members of a room on every node, with their connection counts, sorted by user id.
+pub async fn all_room_members<A: Adapter>(st: &AppState, io: &SocketIo<A>, room: &str) -> Vec<Member> {
+    let local = room_members(io, room);
+    let Some(cluster) = &st.cluster else { return local };
+    let mut merged = cluster.remote_members(room).await;
+    for m in local {
+        *merged.entry(m.user_id).or_insert(0) += m.connections;
+    }
+    merged
+        .into_iter()
+        .map(|(user_id, connections)| Member { user_id, connections })
+        .collect()
+}
+
 /// The members of a room on this node, with their connection counts, sorted by user id.
 pub fn room_members<A: Adapter>(io: &SocketIo<A>, room: &str) -> Vec<Member> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -125,9 +127,6 @@ pub fn room_members<A: Adapter>(io: &SocketIo<A>, room: &str) -> Vec<Member> {
     }
     counts
         .into_iter()
-        .map(|(user_id, connections)| Member {
-            user_id,
-            connections,
-        })
+        .map(|(user_id, connections)| Member { user_id, connections })
         .collect()
 }

@@ -100,14 +100,9 @@ impl Session {
     /// Counts one event against the rate limit, and notes the activity for the idle timeout.
     pub fn check_rate(&self) -> RateDecision {
         let now = Instant::now();
-        self.last_event_ms.store(
-            now.duration_since(self.epoch).as_millis() as u64,
-            Ordering::Relaxed,
-        );
-        self.rate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(now)
+        self.last_event_ms
+            .store(now.duration_since(self.epoch).as_millis() as u64, Ordering::Relaxed);
+        self.rate.lock().unwrap_or_else(|e| e.into_inner()).check(now)
     }
 
     /// Time since the last event (or since connect).

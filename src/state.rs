@@ -2,7 +2,7 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use crate::{auth::Verifier, config::Config, db::Db, limits::ConnectionLimits};
+use crate::{auth::Verifier, cluster::Cluster, config::Config, db::Db, limits::ConnectionLimits};
 
 /// Number of stripes of the per-user notification lock.
 const CREATE_LOCK_STRIPES: usize = 64;
@@ -23,6 +23,8 @@ pub struct Inner {
     pub limits: Arc<ConnectionLimits>,
     /// Service keys accepted by the HTTP API.
     pub api_keys: Vec<String>,
+    /// The link to other nodes, when `REDIS_URL` is set.
+    pub cluster: Option<Arc<Cluster>>,
     /// Serialises notification creation per user on this node, so that a user's notifications
     /// are stored and delivered in id order (a striped lock: bounded memory, no map to clean).
     create_locks: Vec<tokio::sync::Mutex<()>>,
@@ -30,17 +32,22 @@ pub struct Inner {
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(cfg: Config, db: Db, verifier: Verifier, api_keys: Vec<String>) -> Self {
-        let limits = ConnectionLimits::new(cfg.max_total_connections, cfg.max_connections_per_user);
-        let create_locks = (0..CREATE_LOCK_STRIPES)
-            .map(|_| tokio::sync::Mutex::new(()))
-            .collect();
+    pub fn new(cfg: Config, db: Db, verifier: Verifier, api_keys: Vec<String>, cluster: Option<Arc<Cluster>>) -> Self {
+        // With several nodes the per-user bound is counted in Redis, not here.
+        let per_user = if cluster.is_some() {
+            usize::MAX
+        } else {
+            cfg.max_connections_per_user
+        };
+        let limits = ConnectionLimits::new(cfg.max_total_connections, per_user);
+        let create_locks = (0..CREATE_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         Self(Arc::new(Inner {
             cfg,
             db,
             verifier,
             limits,
             api_keys,
+            cluster,
             create_locks,
         }))
     }

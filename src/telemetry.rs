@@ -47,8 +47,7 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(
                     Matcher::Suffix("duration_seconds".into()),
                     &[
-                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                        0.25, 0.5, 1.0, 2.5,
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                     ],
                 )
                 .ok()?
@@ -75,11 +74,7 @@ const KNOWN_EVENTS: [&str; 9] = [
 ];
 
 fn event_label(event: &str) -> &'static str {
-    KNOWN_EVENTS
-        .iter()
-        .find(|e| **e == event)
-        .copied()
-        .unwrap_or("unknown")
+    KNOWN_EVENTS.iter().find(|e| **e == event).copied().unwrap_or("unknown")
 }
 
 /// One event handled, with its outcome (`ok` or an error code) and duration.
@@ -128,6 +123,5 @@ pub fn record_notification_delivered(n: usize) {
 pub fn record_http(route: &str, status: u16, took: Duration) {
     let status = status.to_string();
     counter!("http_requests_total", "route" => route.to_string(), "status" => status).increment(1);
-    histogram!("http_request_duration_seconds", "route" => route.to_string())
-        .record(took.as_secs_f64());
+    histogram!("http_request_duration_seconds", "route" => route.to_string()).record(took.as_secs_f64());
 }

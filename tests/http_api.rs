@@ -47,10 +47,7 @@ async fn create_notification() {
 async fn errors_are_json_with_contract_codes() {
     let app = TestApp::spawn(&[("MAX_PAYLOAD_BYTES", "2048")]).await;
     let (s, b) = post(&app, "/api/notifications", "wrong", "{}").await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (401, Some("unauthorized"))
-    );
+    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("unauthorized")));
     let (s, b) = post(&app, "/api/notifications", API_KEY, "{not json").await;
     assert_eq!((s, b["error"]["code"].as_str()), (400, Some("bad_request")));
     let (s, b) = post(
@@ -60,47 +57,22 @@ async fn errors_are_json_with_contract_codes() {
         r#"{"userId":"a b","type":"t","title":"x","message":"m"}"#,
     )
     .await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (422, Some("validation_failed"))
-    );
+    assert_eq!((s, b["error"]["code"].as_str()), (422, Some("validation_failed")));
     assert!(b["error"]["details"]["userId"].is_array(), "{b}");
     let big = format!(
         r#"{{"userId":"a","type":"t","title":"x","message":"{}"}}"#,
         "m".repeat(4000)
     );
     let (s, b) = post(&app, "/api/notifications", API_KEY, &big).await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (413, Some("payload_too_large"))
-    );
+    assert_eq!((s, b["error"]["code"].as_str()), (413, Some("payload_too_large")));
     let (s, b) = post(&app, "/api/emit", API_KEY, r#"{"event":"disconnect"}"#).await;
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (422, Some("validation_failed"))
-    );
-    let r = app
-        .http()
-        .get(app.url("/api/nothing"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!((s, b["error"]["code"].as_str()), (422, Some("validation_failed")));
+    let r = app.http().get(app.url("/api/nothing")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "not_found"
-    );
-    let r = app
-        .http()
-        .delete(app.url("/api/emit"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    let r = app.http().delete(app.url("/api/emit")).send().await.unwrap();
     assert_eq!(r.status(), 405);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["error"]["code"],
-        "method_not_allowed"
-    );
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
     let r = app
         .http()
         .post(app.url("/api/emit"))
@@ -119,10 +91,7 @@ async fn user_reads_and_marks() {
     let app = TestApp::spawn(&[]).await;
     for i in 0..3 {
         let body = format!(r#"{{"userId":"alice","type":"t","title":"n{i}","message":"m"}}"#);
-        assert_eq!(
-            post(&app, "/api/notifications", API_KEY, &body).await.0,
-            201
-        );
+        assert_eq!(post(&app, "/api/notifications", API_KEY, &body).await.0, 201);
     }
     let alice = token("alice");
     let page: Value = app
@@ -139,20 +108,9 @@ async fn user_reads_and_marks() {
     assert_eq!(page["hasMore"], true);
     let (s, b) = post(&app, "/api/notifications/read", &alice, r#"{"all":true}"#).await;
     assert_eq!((s, b["updated"].as_u64()), (200, Some(3)));
-    let (s, _) = post(
-        &app,
-        "/api/notifications/read",
-        &token("bob"),
-        r#"{"ids":[]}"#,
-    )
-    .await;
+    let (s, _) = post(&app, "/api/notifications/read", &token("bob"), r#"{"ids":[]}"#).await;
     assert_eq!(s, 422);
-    let r = app
-        .http()
-        .get(app.url("/api/notifications"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.http().get(app.url("/api/notifications")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     app.stop().await;
 }
@@ -161,24 +119,8 @@ async fn user_reads_and_marks() {
 #[tokio::test]
 async fn health_and_metrics() {
     let app = TestApp::spawn(&[]).await;
-    assert_eq!(
-        app.http()
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.http()
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.http().get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(app.http().get(app.url("/readyz")).send().await.unwrap().status(), 200);
     let mut s = app.user("alice").await;
     s.call("joinRoom", json!({"roomId": "m"})).await;
     let text = app

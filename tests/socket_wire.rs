@@ -12,19 +12,13 @@ use sio_gateway::auth::Signer;
 #[tokio::test]
 async fn handshake_refusals_use_contract_codes() {
     let app = TestApp::spawn(&[]).await;
-    assert_eq!(
-        app.socket(json!({})).await.err().as_deref(),
-        Some("missing_token")
-    );
+    assert_eq!(app.socket(json!({})).await.err().as_deref(), Some("missing_token"));
     assert_eq!(
         app.socket(json!({ "token": "" })).await.err().as_deref(),
         Some("missing_token")
     );
     assert_eq!(
-        app.socket(json!({ "token": "garbage" }))
-            .await
-            .err()
-            .as_deref(),
+        app.socket(json!({ "token": "garbage" })).await.err().as_deref(),
         Some("invalid_token")
     );
     let other = Signer::hmac(b"another-secret-another-secret-another")
@@ -74,19 +68,13 @@ async fn chat_round_trip() {
         bob.call("joinRoom", json!({"roomId": "general"})).await,
         json!({"ok": true, "data": {"roomId": "general"}})
     );
-    assert_eq!(
-        alice.call("joinRoom", json!({"roomId": "general"})).await["ok"],
-        true
-    );
+    assert_eq!(alice.call("joinRoom", json!({"roomId": "general"})).await["ok"], true);
     assert_eq!(
         bob.event("userJoined").await.unwrap(),
         json!({"roomId": "general", "userId": "alice"})
     );
     let sent = alice
-        .call(
-            "sendMessage",
-            json!({"roomId": "general", "text": " hello "}),
-        )
+        .call("sendMessage", json!({"roomId": "general", "text": " hello "}))
         .await;
     assert_eq!(sent["ok"], true, "{sent}");
     assert_eq!(sent["data"]["text"], " hello ");
@@ -104,9 +92,7 @@ async fn chat_round_trip() {
 async fn errors_by_ack_and_by_event() {
     let app = TestApp::spawn(&[]).await;
     let mut s = app.user("alice").await;
-    let r = s
-        .call("sendMessage", json!({"roomId": "nowhere", "text": "x"}))
-        .await;
+    let r = s.call("sendMessage", json!({"roomId": "nowhere", "text": "x"})).await;
     assert_eq!(r["error"]["code"], "not_member");
     let r = s.call("joinRoom", json!("general")).await;
     assert_eq!(r["error"]["code"], "validation_failed");
@@ -128,17 +114,12 @@ async fn deeply_nested_argument_does_not_break_the_server() {
     let app = TestApp::spawn(&[]).await;
     let mut bad = app.user("mallory").await;
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    bad.send_text(format!(
-        r#"421["sendMessage",{{"roomId":"r","text":{deep}}}]"#
-    ))
-    .await;
+    bad.send_text(format!(r#"421["sendMessage",{{"roomId":"r","text":{deep}}}]"#))
+        .await;
     // Either an error ack or a closed connection; never a crash.
     let _ = bad.next_frame(Duration::from_secs(2)).await;
     let mut good = app.user("alice").await;
-    assert_eq!(
-        good.call("joinRoom", json!({"roomId": "ok"})).await["ok"],
-        true
-    );
+    assert_eq!(good.call("joinRoom", json!({"roomId": "ok"})).await["ok"], true);
     app.stop().await;
 }
 
@@ -146,9 +127,7 @@ async fn deeply_nested_argument_does_not_break_the_server() {
 #[tokio::test]
 async fn expiry_disconnects() {
     let app = TestApp::spawn(&[("JWT_LEEWAY_SECS", "0")]).await;
-    let short = Signer::hmac(common::SECRET.as_bytes())
-        .sign("alice", 1, None)
-        .unwrap();
+    let short = Signer::hmac(common::SECRET.as_bytes()).sign("alice", 1, None).unwrap();
     let mut s = app.socket(json!({ "token": short })).await.unwrap();
     assert!(
         s.closed_within(Duration::from_secs(5)).await,
@@ -163,10 +142,7 @@ async fn per_user_limit_and_release() {
     let app = TestApp::spawn(&[("SOCKET_MAX_CONNECTIONS_PER_USER", "1")]).await;
     let first = app.user("alice").await;
     assert_eq!(
-        app.socket(json!({"token": token("alice")}))
-            .await
-            .err()
-            .as_deref(),
+        app.socket(json!({"token": token("alice")})).await.err().as_deref(),
         Some("too_many_user_connections")
     );
     drop(first);

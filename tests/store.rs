@@ -34,23 +34,13 @@ async fn message_pages() {
     let (db, _dir) = sqlite().await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(
-            messages::insert(&db, "r", "u", &format!("m{i}"))
-                .await
-                .unwrap()
-                .id,
-        );
+        ids.push(messages::insert(&db, "r", "u", &format!("m{i}")).await.unwrap().id);
     }
     messages::insert(&db, "other", "u", "x").await.unwrap();
     let (page, more) = messages::page(&db, "r", None, 2).await.unwrap();
-    assert_eq!(
-        page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
-        ["m4", "m3"]
-    );
+    assert_eq!(page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m4", "m3"]);
     assert!(more);
-    let (page, more) = messages::page(&db, "r", Some(&page[1].id), 10)
-        .await
-        .unwrap();
+    let (page, more) = messages::page(&db, "r", Some(&page[1].id), 10).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
         ["m2", "m1", "m0"]
@@ -75,26 +65,16 @@ async fn notification_read_state() {
                 .id,
         );
     }
-    let bobs = notifications::insert(&db, note("bob", "b"))
-        .await
-        .unwrap()
-        .id;
+    let bobs = notifications::insert(&db, note("bob", "b")).await.unwrap().id;
     assert_eq!(notifications::unread_count(&db, "alice").await.unwrap(), 4);
     assert_eq!(
-        notifications::latest_id(&db, "alice")
-            .await
-            .unwrap()
-            .as_deref(),
+        notifications::latest_id(&db, "alice").await.unwrap().as_deref(),
         Some(ids[3].as_str())
     );
 
-    let (updated, owned) = notifications::mark_read(
-        &db,
-        "alice",
-        &[ids[0].clone(), bobs.clone(), ids[0].clone()],
-    )
-    .await
-    .unwrap();
+    let (updated, owned) = notifications::mark_read(&db, "alice", &[ids[0].clone(), bobs.clone(), ids[0].clone()])
+        .await
+        .unwrap();
     assert_eq!((updated, owned), (1, vec![ids[0].clone()]));
     let (again, _) = notifications::mark_read(&db, "alice", std::slice::from_ref(&ids[0]))
         .await
@@ -106,15 +86,11 @@ async fn notification_read_state() {
         "bob's stays unread"
     );
 
-    let (unread, more) = notifications::page(&db, "alice", None, 10, true)
-        .await
-        .unwrap();
+    let (unread, more) = notifications::page(&db, "alice", None, 10, true).await.unwrap();
     assert_eq!(unread.len(), 3);
     assert!(!more);
     assert!(unread.iter().all(|n| !n.read));
-    let (all, _) = notifications::page(&db, "alice", None, 10, false)
-        .await
-        .unwrap();
+    let (all, _) = notifications::page(&db, "alice", None, 10, false).await.unwrap();
     assert_eq!(all.last().unwrap().id, ids[0]);
     assert!(all.last().unwrap().read);
 
@@ -140,10 +116,7 @@ async fn catch_up_order() {
                 .id,
         );
     }
-    let missed = notifications::after(&db, "alice", &ids[9], 100)
-        .await
-        .unwrap()
-        .unwrap();
+    let missed = notifications::after(&db, "alice", &ids[9], 100).await.unwrap().unwrap();
     assert_eq!(missed.len(), 100);
     assert_eq!(missed[0].id, ids[10]);
     assert!(
@@ -151,18 +124,8 @@ async fn catch_up_order() {
         "oldest first, strictly increasing"
     );
     assert_eq!(missed[99].id, ids[109]);
-    assert!(
-        notifications::after(&db, "bob", &ids[0], 100)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        notifications::after(&db, "alice", "nope", 100)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(notifications::after(&db, "bob", &ids[0], 100).await.unwrap().is_none());
+    assert!(notifications::after(&db, "alice", "nope", 100).await.unwrap().is_none());
     assert!(
         notifications::after(&db, "alice", &ids[119], 100)
             .await

@@ -35,16 +35,14 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
 /// Stores a message and returns it.
 pub async fn insert(db: &Db, room_id: &str, user_id: &str, text: &str) -> Result<Message> {
     let (id, created_at) = new_id_and_time();
-    sqlx::query(
-        "INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&id)
-    .bind(room_id)
-    .bind(user_id)
-    .bind(text)
-    .bind(&created_at)
-    .execute(db.pool())
-    .await?;
+    sqlx::query("INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&id)
+        .bind(room_id)
+        .bind(user_id)
+        .bind(text)
+        .bind(&created_at)
+        .execute(db.pool())
+        .await?;
     Ok(Message {
         id,
         room_id: room_id.into(),
@@ -56,12 +54,7 @@ pub async fn insert(db: &Db, room_id: &str, user_id: &str, text: &str) -> Result
 
 /// One page of a room's messages, newest first, older than `before` when given.
 /// A `before` that names no message of this room is [`AppError::NotFound`].
-pub async fn page(
-    db: &Db,
-    room_id: &str,
-    before: Option<&str>,
-    limit: u32,
-) -> Result<(Vec<Message>, bool)> {
+pub async fn page(db: &Db, room_id: &str, before: Option<&str>, limit: u32) -> Result<(Vec<Message>, bool)> {
     let rows = match before {
         Some(before) => {
             let exists = sqlx::query("SELECT 1 FROM messages WHERE id = $1 AND room_id = $2")
@@ -93,9 +86,6 @@ pub async fn page(
             .await?
         }
     };
-    let rows = rows
-        .into_iter()
-        .map(from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     Ok(finish_page(rows, limit))
 }

@@ -67,8 +67,10 @@ impl Db {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; several nodes may share
                         // the file, so writers wait for each other instead of failing.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
-                            .await?;
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
                     }
                     Ok(())
                 })
@@ -78,11 +80,25 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
-    /// Applies the pending migrations of this backend.
+    /// Applies the pending migrations of this backend. Nodes sharing one SQLite file may
+    /// start together; SQLite has no migration lock, so a node that loses the race retries
+    /// and then finds the migrations applied by the other.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if self.backend == Backend::Sqlite && attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(cause = %e, attempt, "migration raced another node; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -115,10 +131,8 @@ pub fn new_id_and_time() -> (String, String) {
         .get_timestamp()
         .map(|ts| {
             let (secs, nanos) = ts.to_unix();
-            time::OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(secs) * 1_000_000_000 + i128::from(nanos),
-            )
-            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
         })
         .unwrap_or_else(time::OffsetDateTime::now_utc);
     (id.to_string(), format_time(created))

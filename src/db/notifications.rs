@@ -65,10 +65,7 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<Notification, sqlx::Error> {
 }
 
 fn from_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<Notification>> {
-    Ok(rows
-        .into_iter()
-        .map(from_row)
-        .collect::<Result<Vec<_>, _>>()?)
+    Ok(rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Stores a notification (unread) and returns it.
@@ -129,9 +126,7 @@ pub async fn page(
         Some(_) => format!(
             "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND id < $2{unread} ORDER BY id DESC LIMIT $3"
         ),
-        None => format!(
-            "SELECT {COLUMNS} FROM notifications WHERE user_id = $1{unread} ORDER BY id DESC LIMIT $2"
-        ),
+        None => format!("SELECT {COLUMNS} FROM notifications WHERE user_id = $1{unread} ORDER BY id DESC LIMIT $2"),
     };
     let mut q = sqlx::query(&sql).bind(user_id);
     if let Some(b) = before {
@@ -143,12 +138,7 @@ pub async fn page(
 
 /// The user's notifications created after `last_id`, oldest first, at most `limit`.
 /// `None` when `last_id` names no notification of the user (no catch-up then).
-pub async fn after(
-    db: &Db,
-    user_id: &str,
-    last_id: &str,
-    limit: u32,
-) -> Result<Option<Vec<Notification>>> {
+pub async fn after(db: &Db, user_id: &str, last_id: &str, limit: u32) -> Result<Option<Vec<Notification>>> {
     if !belongs(db, user_id, last_id).await? {
         return Ok(None);
     }
@@ -172,9 +162,7 @@ pub async fn mark_read(db: &Db, user_id: &str, ids: &[String]) -> Result<(u64, V
             ids_unique.push(id);
         }
     }
-    let placeholders: Vec<String> = (0..ids_unique.len())
-        .map(|i| format!("${}", i + 2))
-        .collect();
+    let placeholders: Vec<String> = (0..ids_unique.len()).map(|i| format!("${}", i + 2)).collect();
     let list = placeholders.join(", ");
 
     let mut tx = db.pool().begin().await?;
@@ -189,9 +177,8 @@ pub async fn mark_read(db: &Db, user_id: &str, ids: &[String]) -> Result<(u64, V
         .into_iter()
         .map(|r| r.try_get::<String, _>("id"))
         .collect::<Result<_, _>>()?;
-    let update_sql = format!(
-        "UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0 AND id IN ({list})"
-    );
+    let update_sql =
+        format!("UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0 AND id IN ({list})");
     let mut update = sqlx::query(&update_sql).bind(user_id);
     for id in &ids_unique {
         update = update.bind(id.as_str());
@@ -208,30 +195,27 @@ pub async fn mark_read(db: &Db, user_id: &str, ids: &[String]) -> Result<(u64, V
 
 /// Marks every notification of the user read; returns how many changed.
 pub async fn mark_all_read(db: &Db, user_id: &str) -> Result<u64> {
-    let done =
-        sqlx::query("UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0")
-            .bind(user_id)
-            .execute(db.pool())
-            .await?;
+    let done = sqlx::query("UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0")
+        .bind(user_id)
+        .execute(db.pool())
+        .await?;
     Ok(done.rows_affected())
 }
 
 /// How many notifications of the user are unread.
 pub async fn unread_count(db: &Db, user_id: &str) -> Result<i64> {
-    let row =
-        sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE user_id = $1 AND is_read = 0")
-            .bind(user_id)
-            .fetch_one(db.pool())
-            .await?;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE user_id = $1 AND is_read = 0")
+        .bind(user_id)
+        .fetch_one(db.pool())
+        .await?;
     Ok(row.try_get::<i64, _>("n")?)
 }
 
 /// The id of the user's newest notification, if any.
 pub async fn latest_id(db: &Db, user_id: &str) -> Result<Option<String>> {
-    let row =
-        sqlx::query("SELECT id FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
-            .bind(user_id)
-            .fetch_optional(db.pool())
-            .await?;
+    let row = sqlx::query("SELECT id FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.map(|r| r.try_get("id")).transpose()?)
 }

@@ -15,12 +15,7 @@ use crate::{dto, error::AppError};
 use socketioxide::adapter::Adapter;
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    let h = parts
-        .headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .trim();
+    let h = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = h.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -56,11 +51,7 @@ impl<A: Adapter> FromRequestParts<HttpState<A>> for UserAuth {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, st: &HttpState<A>) -> Result<Self, AppError> {
         let token = bearer(parts).ok_or(AppError::Unauthorized)?;
-        let claims = st
-            .app
-            .verifier
-            .verify(token)
-            .map_err(|_| AppError::Unauthorized)?;
+        let claims = st.app.verifier.verify(token).map_err(|_| AppError::Unauthorized)?;
         Ok(UserAuth(claims.sub))
     }
 }
@@ -83,13 +74,10 @@ where
             .and_then(|v| v.split(';').next())
             .is_some_and(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         if !is_json {
-            return Err(AppError::BadRequest(
-                "expected Content-Type: application/json".into(),
-            ));
+            return Err(AppError::BadRequest("expected Content-Type: application/json".into()));
         }
         let body = Bytes::from_request(req, st).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -98,8 +86,8 @@ where
                 AppError::BadRequest("could not read the body".into())
             }
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
         Ok(ValidatedJson(dto::parse(Some(value))?))
     }
 }

@@ -17,30 +17,39 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when the database answers, else 503 naming it.
+/// 200 when the database (and Redis, if configured) answer, else 503 naming what fails.
 pub async fn readyz<A: Adapter>(State(st): State<HttpState<A>>) -> Response {
     let database = st.app.db.ping().await;
-    let checks = json!({ "database": if database { "ok" } else { "failing" } });
-    if database {
-        (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "checks": checks })),
-        )
-            .into_response()
-    } else {
-        let body = json!({
-            "error": { "code": "unavailable", "message": "database unavailable", "details": { "database": ["not answering"] } },
-            "checks": checks,
-        });
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    let redis = match &st.app.cluster {
+        Some(c) => Some(c.ping().await),
+        None => None,
+    };
+    let state = |ok: bool| if ok { "ok" } else { "failing" };
+    let mut checks = serde_json::Map::new();
+    checks.insert("database".into(), state(database).into());
+    if let Some(r) = redis {
+        checks.insert("redis".into(), state(r).into());
     }
+    let failing: Vec<&str> = [("database", Some(database)), ("redis", redis)]
+        .into_iter()
+        .filter_map(|(name, ok)| (ok == Some(false)).then_some(name))
+        .collect();
+    if failing.is_empty() {
+        return (StatusCode::OK, Json(json!({ "status": "ok", "checks": checks }))).into_response();
+    }
+    let details: serde_json::Map<String, serde_json::Value> = failing
+        .iter()
+        .map(|name| (name.to_string(), json!(["not answering"])))
+        .collect();
+    let body = json!({
+        "error": { "code": "unavailable", "message": format!("{} unavailable", failing.join(" and ")), "details": details },
+        "checks": checks,
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 /// Prometheus text; with `METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
-pub async fn metrics<A: Adapter>(
-    State(st): State<HttpState<A>>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
+pub async fn metrics<A: Adapter>(State(st): State<HttpState<A>>, headers: HeaderMap) -> Result<Response, AppError> {
     if let Some(expected) = &st.app.cfg.metrics_token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -51,11 +60,7 @@ pub async fn metrics<A: Adapter>(
             return Err(AppError::Unauthorized);
         }
     }
-    let handle = telemetry::metrics_handle()
-        .ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response())
+    let handle =
+        telemetry::metrics_handle().ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())
 }

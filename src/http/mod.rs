@@ -43,10 +43,7 @@ pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
             "/api/notifications",
             post(notifications::create::<A>).get(notifications::list::<A>),
         )
-        .route(
-            "/api/notifications/read",
-            post(notifications::mark_read::<A>),
-        )
+        .route("/api/notifications/read", post(notifications::mark_read::<A>))
         .route("/api/emit", post(emit::emit::<A>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<A>))
@@ -67,10 +64,7 @@ async fn method_not_allowed() -> AppError {
 
 /// Counts each request by route template and status.
 async fn record(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let started = Instant::now();
     let res = next.run(req).await;
     let route = route.unwrap_or_else(|| "unmatched".into());

@@ -19,30 +19,17 @@ use crate::{
 };
 
 /// `sendMessage { roomId, text }`: stored, then `newMessage` to the whole room.
-pub async fn send<A: Adapter>(
-    s: SocketRef<A>,
-    Args(arg): Args,
-    reply: Reply<A>,
-    State(st): State<AppState>,
-) {
+pub async fn send<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
     let result = send_message(&s, arg, &st).await;
     reply.send(&s, result);
 }
 
-async fn send_message<A: Adapter>(
-    s: &SocketRef<A>,
-    arg: Option<serde_json::Value>,
-    st: &AppState,
-) -> Result<Message> {
+async fn send_message<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<Message> {
     let ses = begin(s)?;
     let args: SendMessageArgs = parse(arg)?;
-    let room = client_room(RoomArgs {
-        room_id: args.room_id,
-    })?;
+    let room = client_room(RoomArgs { room_id: args.room_id })?;
     require_member(s, &room)?;
-    let text = args
-        .text
-        .ok_or_else(|| AppError::field("text", "is required"))?;
+    let text = args.text.ok_or_else(|| AppError::field("text", "is required"))?;
     let msg = messages::insert(&st.db, &room, &ses.user_id, &text).await?;
     if let Err(e) = s.within(room).emit("newMessage", &msg).await {
         tracing::warn!(cause = %e, "newMessage broadcast failed");
@@ -61,12 +48,7 @@ pub struct MessagePage {
 }
 
 /// `getMessages { roomId, limit?, before? }`: members only.
-pub async fn history<A: Adapter>(
-    s: SocketRef<A>,
-    Args(arg): Args,
-    reply: Reply<A>,
-    State(st): State<AppState>,
-) {
+pub async fn history<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
     let result = get_messages(&s, arg, &st).await;
     reply.send(&s, result);
 }
@@ -78,12 +60,9 @@ async fn get_messages<A: Adapter>(
 ) -> Result<MessagePage> {
     begin(s)?;
     let args: GetMessagesArgs = parse(arg)?;
-    let room = client_room(RoomArgs {
-        room_id: args.room_id,
-    })?;
+    let room = client_room(RoomArgs { room_id: args.room_id })?;
     require_member(s, &room)?;
-    let (messages, has_more) =
-        messages::page(&st.db, &room, args.before.as_deref(), page_size(args.limit)).await?;
+    let (messages, has_more) = messages::page(&st.db, &room, args.before.as_deref(), page_size(args.limit)).await?;
     Ok(MessagePage { messages, has_more })
 }
 
@@ -97,10 +76,7 @@ pub async fn typing<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A
 #[derive(Debug, Serialize)]
 pub struct Empty {}
 
-async fn send_typing<A: Adapter>(
-    s: &SocketRef<A>,
-    arg: Option<serde_json::Value>,
-) -> Result<Empty> {
+async fn send_typing<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>) -> Result<Empty> {
     let ses = begin(s)?;
     let room = client_room(parse(arg)?)?;
     require_member(s, &room)?;

@@ -60,7 +60,7 @@ pub async fn authenticate<A: Adapter>(
     TryData(auth): TryData<serde_json::Value>,
     State(st): State<AppState>,
 ) -> Result<(), ConnectRefusal> {
-    let result = admit(&s, auth.ok().as_ref(), &st);
+    let result = admit(&s, auth.ok().as_ref(), &st).await;
     if let Err(e) = &result {
         telemetry::record_refusal(&e.to_string());
         tracing::debug!(sid = %s.id, reason = %e, "handshake refused");
@@ -68,26 +68,26 @@ pub async fn authenticate<A: Adapter>(
     result
 }
 
-fn admit<A: Adapter>(
+async fn admit<A: Adapter>(
     s: &SocketRef<A>,
     auth: Option<&serde_json::Value>,
     st: &AppState,
 ) -> Result<(), ConnectRefusal> {
-    let parts = s.req_parts();
-    let header = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|h| h.as_bytes());
-    let token = auth::handshake_token(auth, header, parts.uri.query())?;
-    let claims = st.verifier.verify(&token)?;
-    let guard = st.limits.acquire(&claims.sub)?;
-    let rate = RateLimiter::new(
-        st.cfg.event_rate_per_sec,
-        st.cfg.event_burst,
-        std::time::Instant::now(),
-    );
-    s.extensions
-        .insert::<SessionRef>(Session::new(claims, guard, rate));
+    let claims = {
+        let parts = s.req_parts();
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|h| h.as_bytes());
+        let token = auth::handshake_token(auth, header, parts.uri.query())?;
+        st.verifier.verify(&token)?
+    };
+    let mut guard = st.limits.acquire(&claims.sub)?;
+    if let Some(cluster) = &st.cluster {
+        guard = guard.count_in_cluster(cluster, st.cfg.max_connections_per_user).await?;
+    }
+    let rate = RateLimiter::new(st.cfg.event_rate_per_sec, st.cfg.event_burst, std::time::Instant::now());
+    s.extensions.insert::<SessionRef>(Session::new(claims, guard, rate));
     Ok(())
 }
 
@@ -140,11 +140,7 @@ pub async fn on_connect<A: Adapter>(
 
     let cursor = auth
         .ok()
-        .and_then(|a| {
-            a.get("lastNotificationId")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        })
+        .and_then(|a| a.get("lastNotificationId").and_then(|v| v.as_str()).map(str::to_string))
         .filter(|c| !c.is_empty() && c.len() <= 64);
     let mut sent = HashSet::new();
     if let Some(cursor) = cursor {
@@ -179,10 +175,7 @@ pub async fn on_connect<A: Adapter>(
     ses.open_delivery(&s, &sent);
 }
 
-async fn registered_counts(
-    st: &AppState,
-    user_id: &str,
-) -> Result<(i64, Option<String>), AppError> {
+async fn registered_counts(st: &AppState, user_id: &str) -> Result<(i64, Option<String>), AppError> {
     Ok((
         store::unread_count(&st.db, user_id).await?,
         store::latest_id(&st.db, user_id).await?,
@@ -261,10 +254,7 @@ pub async fn sweep<A: Adapter>(io: SocketIo<A>, st: AppState) {
                 continue;
             };
             let expired = ses.grant().exp.saturating_add(leeway) < now;
-            let idle = st
-                .cfg
-                .idle_timeout
-                .is_some_and(|limit| ses.idle_for() >= limit);
+            let idle = st.cfg.idle_timeout.is_some_and(|limit| ses.idle_for() >= limit);
             if expired || idle {
                 tracing::debug!(sid = %s.id, user = %ses.user_id, expired, idle, "disconnecting");
                 let _ = s.disconnect();

@@ -30,11 +30,7 @@ pub struct NotificationPage {
 }
 
 /// Reads one page of the user's notifications; shared with `GET /api/notifications`.
-pub async fn page(
-    st: &AppState,
-    user_id: &str,
-    args: ListNotificationsArgs,
-) -> Result<NotificationPage> {
+pub async fn page(st: &AppState, user_id: &str, args: ListNotificationsArgs) -> Result<NotificationPage> {
     let (notifications, has_more) = notifications::page(
         &st.db,
         user_id,
@@ -50,12 +46,7 @@ pub async fn page(
 }
 
 /// `listNotifications { limit?, before?, unreadOnly? }`.
-pub async fn list<A: Adapter>(
-    s: SocketRef<A>,
-    Args(arg): Args,
-    reply: Reply<A>,
-    State(st): State<AppState>,
-) {
+pub async fn list<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
     let result = async {
         let ses = begin(&s)?;
         page(&st, &ses.user_id, parse(arg)?).await

@@ -22,11 +22,7 @@ pub struct Args(pub Option<serde_json::Value>);
 
 impl<A: Adapter> FromMessageParts<A> for Args {
     type Error = Infallible;
-    fn from_message_parts(
-        s: &Arc<Socket<A>>,
-        v: &mut Value,
-        ack: &Option<i64>,
-    ) -> Result<Self, Infallible> {
+    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
         let TryData(parsed) = TryData::<serde_json::Value>::from_message_parts(s, v, ack)?;
         Ok(Args(parsed.ok()))
     }
@@ -57,14 +53,8 @@ pub struct ErrorEvent<'a> {
 
 impl<A: Adapter> FromMessageParts<A> for Reply<A> {
     type Error = Infallible;
-    fn from_message_parts(
-        s: &Arc<Socket<A>>,
-        v: &mut Value,
-        ack: &Option<i64>,
-    ) -> Result<Self, Infallible> {
-        let event = Event::from_message_parts(s, v, ack)
-            .map(|e| e.0)
-            .unwrap_or_default();
+    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
+        let event = Event::from_message_parts(s, v, ack).map(|e| e.0).unwrap_or_default();
         let sender = AckSender::from_message_parts(s, v, ack)?;
         Ok(Reply {
             ack: sender,

@@ -40,9 +40,7 @@ pub struct RoomUser<'a> {
 
 /// The checked room of a room event; `user:` rooms are never a client's to use.
 pub fn client_room(args: RoomArgs) -> Result<String> {
-    let room = args
-        .room_id
-        .ok_or_else(|| AppError::field("roomId", "is required"))?;
+    let room = args.room_id.ok_or_else(|| AppError::field("roomId", "is required"))?;
     if room.starts_with(USER_ROOM_PREFIX) {
         return Err(AppError::Forbidden);
     }
@@ -59,21 +57,12 @@ pub fn require_member<A: Adapter>(s: &SocketRef<A>, room: &str) -> Result<()> {
 }
 
 /// `joinRoom { roomId }`.
-pub async fn join<A: Adapter>(
-    s: SocketRef<A>,
-    Args(arg): Args,
-    reply: Reply<A>,
-    State(st): State<AppState>,
-) {
+pub async fn join<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
     let result = join_room(&s, arg, &st).await;
     reply.send(&s, result);
 }
 
-async fn join_room<A: Adapter>(
-    s: &SocketRef<A>,
-    arg: Option<serde_json::Value>,
-    st: &AppState,
-) -> Result<RoomRef> {
+async fn join_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<RoomRef> {
     let ses = begin(s)?;
     let room = client_room(parse(arg)?)?;
     check_claim(&ses, st, &room)?;
@@ -84,12 +73,7 @@ async fn join_room<A: Adapter>(
         return Err(AppError::LimitExceeded);
     }
     s.join(room.clone());
-    let _ = s.emit(
-        "joinedRoom",
-        &RoomRef {
-            room_id: room.clone(),
-        },
-    );
+    let _ = s.emit("joinedRoom", &RoomRef { room_id: room.clone() });
     announce(s, st, &room, "userJoined", &ses.user_id).await;
     Ok(RoomRef { room_id: room })
 }
@@ -103,45 +87,25 @@ fn check_claim(ses: &SessionRef, st: &AppState, room: &str) -> Result<()> {
 }
 
 /// `leaveRoom { roomId }`.
-pub async fn leave<A: Adapter>(
-    s: SocketRef<A>,
-    Args(arg): Args,
-    reply: Reply<A>,
-    State(st): State<AppState>,
-) {
+pub async fn leave<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
     let result = leave_room(&s, arg, &st).await;
     reply.send(&s, result);
 }
 
-async fn leave_room<A: Adapter>(
-    s: &SocketRef<A>,
-    arg: Option<serde_json::Value>,
-    st: &AppState,
-) -> Result<RoomRef> {
+async fn leave_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<RoomRef> {
     let ses = begin(s)?;
     let room = client_room(parse(arg)?)?;
     require_member(s, &room)?;
     // Counted while the leaver is still in, as the join was: a room announces symmetrically.
     announce(s, st, &room, "userLeft", &ses.user_id).await;
     s.leave(room.clone());
-    let _ = s.emit(
-        "leftRoom",
-        &RoomRef {
-            room_id: room.clone(),
-        },
-    );
+    let _ = s.emit("leftRoom", &RoomRef { room_id: room.clone() });
     Ok(RoomRef { room_id: room })
 }
 
 /// Sends `event { roomId, userId }` to the other sockets of the room, while the room (counted
 /// on this node, the socket included) has at most `ROOM_EVENTS_MAX_MEMBERS` sockets.
-pub async fn announce<A: Adapter>(
-    s: &SocketRef<A>,
-    st: &AppState,
-    room: &str,
-    event: &str,
-    user_id: &str,
-) {
+pub async fn announce<A: Adapter>(s: &SocketRef<A>, st: &AppState, room: &str, event: &str, user_id: &str) {
     let max = st.cfg.room_events_max_members;
     if max == 0 {
         return;
@@ -152,13 +116,7 @@ pub async fn announce<A: Adapter>(
     }
     if let Err(e) = s
         .to(room.to_string())
-        .emit(
-            event,
-            &RoomUser {
-                room_id: room,
-                user_id,
-            },
-        )
+        .emit(event, &RoomUser { room_id: room, user_id })
         .await
     {
         tracing::debug!(cause = %e, event, "room announcement not sent");
@@ -172,26 +130,28 @@ pub struct Members {
     pub members: Vec<Member>,
 }
 
-/// `getRoomMembers { roomId }`.
+/// `getRoomMembers { roomId }`: members on every node, with their connection counts.
 pub async fn members<A: Adapter>(
     s: SocketRef<A>,
     Args(arg): Args,
     reply: Reply<A>,
     io: SocketIo<A>,
+    State(st): State<AppState>,
 ) {
-    let result = room_members(&s, arg, &io);
+    let result = room_members(&s, arg, &io, &st).await;
     reply.send(&s, result);
 }
 
-fn room_members<A: Adapter>(
+async fn room_members<A: Adapter>(
     s: &SocketRef<A>,
     arg: Option<serde_json::Value>,
     io: &SocketIo<A>,
+    st: &AppState,
 ) -> Result<Members> {
     begin(s)?;
     let room = client_room(parse(arg)?)?;
     require_member(s, &room)?;
     Ok(Members {
-        members: service::room_members(io, &room),
+        members: service::all_room_members(st, io, &room).await,
     })
 }

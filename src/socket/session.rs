@@ -26,21 +26,12 @@ pub struct Refreshed {
 
 /// `refreshToken { token }`: same `sub` required; the socket then expires with the new token,
 /// and the new `rooms` claim governs later joins.
-pub async fn refresh<A: Adapter>(
-    s: SocketRef<A>,
-    Args(arg): Args,
-    reply: Reply<A>,
-    State(st): State<AppState>,
-) {
+pub async fn refresh<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
     let result = refresh_token(&s, arg, &st);
     reply.send(&s, result);
 }
 
-fn refresh_token<A: Adapter>(
-    s: &SocketRef<A>,
-    arg: Option<serde_json::Value>,
-    st: &AppState,
-) -> Result<Refreshed> {
+fn refresh_token<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<Refreshed> {
     let ses = begin(s)?;
     let args: RefreshTokenArgs = parse(arg)?;
     let token = args.token.unwrap_or_default();

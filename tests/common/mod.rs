@@ -101,9 +101,7 @@ impl TestApp {
 
     /// Opens a connection with a fresh token for `sub`.
     pub async fn user(&self, sub: &str) -> RawSocket {
-        self.socket(json!({ "token": token(sub) }))
-            .await
-            .expect("connect")
+        self.socket(json!({ "token": token(sub) })).await.expect("connect")
     }
 }
 
@@ -117,9 +115,7 @@ impl Drop for TestApp {
 
 /// An HS256 token for `sub`, valid for an hour.
 pub fn token(sub: &str) -> String {
-    Signer::hmac(SECRET.as_bytes())
-        .sign(sub, 3600, None)
-        .unwrap()
+    Signer::hmac(SECRET.as_bytes()).sign(sub, 3600, None).unwrap()
 }
 
 /// A raw Engine.IO v4 / Socket.IO v5 client over WebSocket: enough to check the wire.
@@ -137,9 +133,7 @@ impl RawSocket {
     /// Err carries the `connect_error` message.
     pub async fn connect(addr: SocketAddr, auth: Value, query: &str) -> Result<Self, String> {
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket{query}");
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
         let mut s = Self {
             ws,
             next_ack: 0,
@@ -202,8 +196,7 @@ impl RawSocket {
     pub async fn call(&mut self, event: &str, arg: Value) -> Value {
         self.next_ack += 1;
         let id = self.next_ack;
-        self.send_text(format!("42{id}{}", json!([event, arg])))
-            .await;
+        self.send_text(format!("42{id}{}", json!([event, arg]))).await;
         self.ack(id).await
     }
 
