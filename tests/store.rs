@@ -1,22 +1,67 @@
-//! Storage: pagination, read state and catch-up ordering, on a real SQLite file.
+//! Storage: pagination, read state and catch-up ordering, each on a real SQLite file and on a
+//! fresh PostgreSQL database.
 
+mod common;
+
+use common::services::PgDatabase;
 use sio_gateway::{
     db::{
         Db, messages,
         notifications::{self, NewNotification},
     },
-    dto::MarkRead,
     error::AppError,
 };
 
-async fn sqlite() -> (Db, tempfile::TempDir) {
+/// Keeps a test database alive: a temp folder for SQLite, a database dropped at the end for
+/// PostgreSQL.
+#[allow(dead_code)]
+enum Guard {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgDatabase),
+}
+
+async fn sqlite() -> (Db, Guard) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
         .await
         .unwrap();
     db.migrate().await.unwrap();
-    (db, dir)
+    (db, Guard::Sqlite(dir))
 }
+
+async fn postgres() -> (Db, Guard) {
+    let pg = PgDatabase::create().await;
+    let db = Db::connect(&pg.url).await.unwrap();
+    db.migrate().await.unwrap();
+    (db, Guard::Postgres(pg))
+}
+
+/// Runs one store check against SQLite and against PostgreSQL.
+macro_rules! on_both {
+    ($name:ident, $check:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let (db, guard) = super::sqlite().await;
+                super::$check(&db).await;
+                db.close().await;
+                drop(guard);
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let (db, guard) = super::postgres().await;
+                super::$check(&db).await;
+                db.close().await;
+                drop(guard);
+            }
+        }
+    };
+}
+
+on_both!(message_pages, check_message_pages);
+on_both!(notification_read_state, check_notification_read_state);
+on_both!(catch_up_order, check_catch_up_order);
 
 fn note(user: &str, title: &str) -> NewNotification {
     NewNotification {
@@ -29,94 +74,87 @@ fn note(user: &str, title: &str) -> NewNotification {
 }
 
 /// Messages page newest first, with `before` and `hasMore`; a foreign cursor is not found.
-#[tokio::test]
-async fn message_pages() {
-    let (db, _dir) = sqlite().await;
+async fn check_message_pages(db: &Db) {
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(messages::insert(&db, "r", "u", &format!("m{i}")).await.unwrap().id);
+        ids.push(messages::insert(db, "r", "u", &format!("m{i}")).await.unwrap().id);
     }
-    messages::insert(&db, "other", "u", "x").await.unwrap();
-    let (page, more) = messages::page(&db, "r", None, 2).await.unwrap();
+    messages::insert(db, "other", "u", "x").await.unwrap();
+    let (page, more) = messages::page(db, "r", None, 2).await.unwrap();
     assert_eq!(page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m4", "m3"]);
     assert!(more);
-    let (page, more) = messages::page(&db, "r", Some(&page[1].id), 10).await.unwrap();
+    let (page, more) = messages::page(db, "r", Some(&page[1].id), 10).await.unwrap();
     assert_eq!(
         page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
         ["m2", "m1", "m0"]
     );
     assert!(!more);
     assert!(matches!(
-        messages::page(&db, "other", Some(&ids[0]), 10).await,
+        messages::page(db, "other", Some(&ids[0]), 10).await,
         Err(AppError::NotFound)
     ));
 }
 
 /// Notifications: pages, unread filter, mark by ids (only the owner's) and all, counts.
-#[tokio::test]
-async fn notification_read_state() {
-    let (db, _dir) = sqlite().await;
+async fn check_notification_read_state(db: &Db) {
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(
-            notifications::insert(&db, note("alice", &format!("n{i}")))
+            notifications::insert(db, note("alice", &format!("n{i}")))
                 .await
                 .unwrap()
                 .id,
         );
     }
-    let bobs = notifications::insert(&db, note("bob", "b")).await.unwrap().id;
-    assert_eq!(notifications::unread_count(&db, "alice").await.unwrap(), 4);
+    let bobs = notifications::insert(db, note("bob", "b")).await.unwrap().id;
+    assert_eq!(notifications::unread_count(db, "alice").await.unwrap(), 4);
     assert_eq!(
-        notifications::latest_id(&db, "alice").await.unwrap().as_deref(),
+        notifications::latest_id(db, "alice").await.unwrap().as_deref(),
         Some(ids[3].as_str())
     );
 
-    let (updated, owned) = notifications::mark_read(&db, "alice", &[ids[0].clone(), bobs.clone(), ids[0].clone()])
+    let (updated, owned) = notifications::mark_read(db, "alice", &[ids[0].clone(), bobs.clone(), ids[0].clone()])
         .await
         .unwrap();
     assert_eq!((updated, owned), (1, vec![ids[0].clone()]));
-    let (again, _) = notifications::mark_read(&db, "alice", std::slice::from_ref(&ids[0]))
+    let (again, _) = notifications::mark_read(db, "alice", std::slice::from_ref(&ids[0]))
         .await
         .unwrap();
     assert_eq!(again, 0, "already read rows do not count");
     assert_eq!(
-        notifications::unread_count(&db, "bob").await.unwrap(),
+        notifications::unread_count(db, "bob").await.unwrap(),
         1,
         "bob's stays unread"
     );
 
-    let (unread, more) = notifications::page(&db, "alice", None, 10, true).await.unwrap();
+    let (unread, more) = notifications::page(db, "alice", None, 10, true).await.unwrap();
     assert_eq!(unread.len(), 3);
     assert!(!more);
     assert!(unread.iter().all(|n| !n.read));
-    let (all, _) = notifications::page(&db, "alice", None, 10, false).await.unwrap();
+    let (all, _) = notifications::page(db, "alice", None, 10, false).await.unwrap();
     assert_eq!(all.last().unwrap().id, ids[0]);
     assert!(all.last().unwrap().read);
 
-    assert_eq!(notifications::mark_all_read(&db, "alice").await.unwrap(), 3);
-    assert_eq!(notifications::unread_count(&db, "alice").await.unwrap(), 0);
+    assert_eq!(notifications::mark_all_read(db, "alice").await.unwrap(), 3);
+    assert_eq!(notifications::unread_count(db, "alice").await.unwrap(), 0);
     assert!(matches!(
-        notifications::page(&db, "alice", Some(&bobs), 10, false).await,
+        notifications::page(db, "alice", Some(&bobs), 10, false).await,
         Err(AppError::NotFound)
     ));
-    let _ = MarkRead::All;
 }
 
 /// Catch-up returns what came after the cursor, oldest first, bounded; an unknown cursor none.
-#[tokio::test]
-async fn catch_up_order() {
-    let (db, _dir) = sqlite().await;
+async fn check_catch_up_order(db: &Db) {
     let mut ids = Vec::new();
     for i in 0..120 {
         ids.push(
-            notifications::insert(&db, note("alice", &format!("n{i}")))
+            notifications::insert(db, note("alice", &format!("n{i}")))
                 .await
                 .unwrap()
                 .id,
         );
     }
-    let missed = notifications::after(&db, "alice", &ids[9], 100).await.unwrap().unwrap();
+    let missed = notifications::after(db, "alice", &ids[9], 100).await.unwrap().unwrap();
     assert_eq!(missed.len(), 100);
     assert_eq!(missed[0].id, ids[10]);
     assert!(
@@ -124,10 +162,10 @@ async fn catch_up_order() {
         "oldest first, strictly increasing"
     );
     assert_eq!(missed[99].id, ids[109]);
-    assert!(notifications::after(&db, "bob", &ids[0], 100).await.unwrap().is_none());
-    assert!(notifications::after(&db, "alice", "nope", 100).await.unwrap().is_none());
+    assert!(notifications::after(db, "bob", &ids[0], 100).await.unwrap().is_none());
+    assert!(notifications::after(db, "alice", "nope", 100).await.unwrap().is_none());
     assert!(
-        notifications::after(&db, "alice", &ids[119], 100)
+        notifications::after(db, "alice", &ids[119], 100)
             .await
             .unwrap()
             .unwrap()

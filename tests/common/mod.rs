@@ -268,3 +268,4 @@ pub enum Frame {
     /// Nothing arrived in time.
     Silent,
 }
+pub mod services;
