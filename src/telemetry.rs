@@ -15,7 +15,14 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Starts logging. `json` selects one JSON object per line.
 pub fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // These crates print handshake auth data and raw packets (tokens included) at debug and
+    // trace; they are held at info whatever RUST_LOG says, so no level ever logs a token.
+    for quiet in QUIET_DEPENDENCIES {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry
@@ -36,6 +43,20 @@ pub fn init_logging(json: bool) {
     // A second call (tests start several servers in one process) keeps the first subscriber.
     let _ = result;
 }
+
+/// Dependencies whose verbose levels can print secrets.
+const QUIET_DEPENDENCIES: [&str; 10] = [
+    "socketioxide=info",
+    "socketioxide_core=info",
+    "socketioxide_redis=info",
+    "engineioxide=info",
+    "engineioxide_core=info",
+    "tungstenite=info",
+    "tokio_tungstenite=info",
+    "hyper=info",
+    "hyper_util=info",
+    "redis=info",
+];
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

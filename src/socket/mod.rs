@@ -53,8 +53,9 @@ pub enum ConnectRefusal {
     Limit(#[from] LimitError),
 }
 
-/// Connect middleware: finds and verifies the token, takes a connection slot, and stores the
-/// [`Session`]. Nothing is emitted to the client before this succeeds.
+/// Connect middleware: finds and verifies the token, takes a connection slot, stores the
+/// [`Session`], registers the event handlers and joins `user:<sub>`. Nothing is emitted to the
+/// client before this succeeds.
 pub async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<serde_json::Value>,
@@ -87,8 +88,30 @@ async fn admit<A: Adapter>(
         guard = guard.count_in_cluster(cluster, st.cfg.max_connections_per_user).await?;
     }
     let rate = RateLimiter::new(st.cfg.event_rate_per_sec, st.cfg.event_burst, std::time::Instant::now());
+    let user_id = claims.sub.clone();
     s.extensions.insert::<SessionRef>(Session::new(claims, guard, rate));
+    // Everything an early event needs is in place before the CONNECT answer leaves: socketioxide
+    // runs the connect handler in a task of its own, after CONNECT is sent, so handlers set
+    // there could miss an event the client sends at once. Notifications for the user room are
+    // held by the session's delivery gate until `registered` is out.
+    register_handlers(s);
+    s.join(user_room(&user_id));
+    telemetry::record_connect();
     Ok(())
+}
+
+fn register_handlers<A: Adapter>(s: &SocketRef<A>) {
+    s.on("joinRoom", rooms::join::<A>);
+    s.on("leaveRoom", rooms::leave::<A>);
+    s.on("getRoomMembers", rooms::members::<A>);
+    s.on("sendMessage", messages::send::<A>);
+    s.on("getMessages", messages::history::<A>);
+    s.on("typing", messages::typing::<A>);
+    s.on("listNotifications", notifications::list::<A>);
+    s.on("markRead", notifications::mark_read::<A>);
+    s.on("refreshToken", session::refresh::<A>);
+    s.on_fallback(unknown_event::<A>);
+    s.on_disconnect(on_disconnect::<A>);
 }
 
 /// The `registered` event.
@@ -107,8 +130,8 @@ pub struct Registered {
     pub last_notification_id: Option<String>,
 }
 
-/// Connect handler: registers the event handlers, joins `user:<sub>`, sends the catch-up and
-/// then `registered`, and opens live notification delivery.
+/// Connect handler: sends the catch-up and then `registered`, and opens live notification
+/// delivery. (Handlers and the `user:<sub>` room were set up by [`authenticate`].)
 pub async fn on_connect<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<serde_json::Value>,
@@ -119,23 +142,6 @@ pub async fn on_connect<A: Adapter>(
         let _ = s.disconnect();
         return;
     };
-    // Handlers first, before any await, so no early event goes unanswered.
-    s.on("joinRoom", rooms::join::<A>);
-    s.on("leaveRoom", rooms::leave::<A>);
-    s.on("getRoomMembers", rooms::members::<A>);
-    s.on("sendMessage", messages::send::<A>);
-    s.on("getMessages", messages::history::<A>);
-    s.on("typing", messages::typing::<A>);
-    s.on("listNotifications", notifications::list::<A>);
-    s.on("markRead", notifications::mark_read::<A>);
-    s.on("refreshToken", session::refresh::<A>);
-    s.on_fallback(unknown_event::<A>);
-    s.on_disconnect(on_disconnect::<A>);
-
-    // Joined before the catch-up query: whatever is stored after the query starts reaches the
-    // socket live, through the session's delivery gate, and is sent after the catch-up.
-    s.join(user_room(&ses.user_id));
-    telemetry::record_connect();
     tracing::debug!(sid = %s.id, user = %ses.user_id, "connected");
 
     let cursor = auth
