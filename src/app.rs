@@ -1,7 +1,11 @@
 //! Assembly of one node: keys, database, Socket.IO server and HTTP routes on one port, and
 //! the graceful stop.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{
+    future::{Future, IntoFuture},
+    net::SocketAddr,
+    time::Duration,
+};
 
 use axum::{
     extract::DefaultBodyLimit,
@@ -176,36 +180,36 @@ async fn finish<A: Adapter>(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
 
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let io_for_stop = io.clone();
+    // The stop, in order: stop accepting (the graceful future returns at once), close every
+    // Socket.IO transport in parallel (clients see `transport close` and reconnect elsewhere),
+    // let in-flight HTTP requests finish their writes, then close the adapter link and the
+    // pool. Every step is bounded by what is left of SHUTDOWN_TIMEOUT_SECS.
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::task::JoinHandle<()>>();
     let graceful = async move {
         shutdown.await;
-        let _ = stopping_tx.send(());
-        // Closing the engine ends every transport; clients see `transport close` and reconnect.
-        io_for_stop.close().await;
+        let closing = tokio::spawn(async move { io.close().await });
+        let _ = stopping_tx.send(closing);
     };
-    let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(graceful);
-    let timeout = state.cfg.shutdown_timeout;
-    let server = tokio::spawn(async move { server.await });
-    let mut server = server;
-    tokio::select! {
-        res = &mut server => { res??; }
-        _ = stopping_rx => {
-            match tokio::time::timeout(timeout, &mut server).await {
-                Ok(res) => { res??; }
-                Err(_) => {
-                    tracing::warn!(?timeout, "connections still open at SHUTDOWN_TIMEOUT_SECS; closing anyway");
-                    server.abort();
-                }
-            }
+    let mut server = tokio::spawn(axum::serve(listener, router.into_make_service()).with_graceful_shutdown(graceful).into_future());
+    let closing = tokio::select! {
+        res = &mut server => { res??; None }
+        closing = stopping_rx => closing.ok(),
+    };
+    if let Some(closing) = closing {
+        let deadline = tokio::time::Instant::now() + state.cfg.shutdown_timeout.saturating_sub(Duration::from_millis(250));
+        if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
+            tracing::warn!("HTTP requests still running at SHUTDOWN_TIMEOUT_SECS; stopping anyway");
+            server.abort();
         }
+        let _ = tokio::time::timeout_at(deadline, closing).await;
+        if let Some(cluster) = &state.cluster {
+            let _ = tokio::time::timeout_at(deadline, cluster.leave()).await;
+        }
+        let _ = tokio::time::timeout_at(deadline, state.db.close()).await;
+    } else {
+        state.db.close().await;
     }
     sweeper.abort();
-    if let Some(cluster) = &state.cluster {
-        cluster.leave().await;
-    }
-    let left = timeout.saturating_sub(Duration::from_millis(100));
-    let _ = tokio::time::timeout(left, state.db.close()).await;
     tracing::info!("stopped");
     Ok(())
 }
