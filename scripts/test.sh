@@ -14,7 +14,11 @@ cargo test --all-targets
 echo "== cargo build --release"
 cargo build --release --bin sio-gateway
 
+echo "== npm dependencies (client tests and examples)"
+for dir in client-tests examples/node; do
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done
+
 echo "== client tests (node --test, socket.io-client)"
 cd client-tests
-if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 SIO_GATEWAY_BIN="$(pwd)/../target/release/sio-gateway" npm test
