@@ -190,13 +190,18 @@ async fn finish<A: Adapter>(
         let closing = tokio::spawn(async move { io.close().await });
         let _ = stopping_tx.send(closing);
     };
-    let mut server = tokio::spawn(axum::serve(listener, router.into_make_service()).with_graceful_shutdown(graceful).into_future());
+    let mut server = tokio::spawn(
+        axum::serve(listener, router.into_make_service())
+            .with_graceful_shutdown(graceful)
+            .into_future(),
+    );
     let closing = tokio::select! {
         res = &mut server => { res??; None }
         closing = stopping_rx => closing.ok(),
     };
     if let Some(closing) = closing {
-        let deadline = tokio::time::Instant::now() + state.cfg.shutdown_timeout.saturating_sub(Duration::from_millis(250));
+        let deadline =
+            tokio::time::Instant::now() + state.cfg.shutdown_timeout.saturating_sub(Duration::from_millis(250));
         if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
             tracing::warn!("HTTP requests still running at SHUTDOWN_TIMEOUT_SECS; stopping anyway");
             server.abort();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use socketioxide::{SocketIo, adapter::Adapter};
+use socketioxide::{SocketIo, adapter::Adapter, operators::BroadcastOperators};
 
 use crate::{
     db::notifications::{self, NewNotification, Notification},
@@ -14,6 +14,12 @@ use crate::{
     state::AppState,
     telemetry,
 };
+
+/// The default namespace, or `None` once the server is closing (`SocketIo::to` and friends
+/// panic then; a request still finishing during a graceful stop must not).
+pub fn default_ns<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> {
+    io.of("/")
+}
 
 /// Stores a notification, then delivers it to every socket of the user on this node.
 ///
@@ -37,7 +43,8 @@ pub async fn create_notification<A: Adapter>(
 /// Hands a stored notification to each local socket of its user, through the socket's
 /// delivery gate (see [`crate::session::Session::deliver`]). Returns how many sockets took it.
 pub fn deliver_notification<A: Adapter>(io: &SocketIo<A>, n: &Notification) -> usize {
-    io.local()
+    let Some(ns) = default_ns(io) else { return 0 };
+    ns.local()
         .within(user_room(&n.user_id))
         .sockets()
         .iter()
@@ -73,7 +80,8 @@ pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &st
             ReadEvent::All { all: true },
         ),
     };
-    if let Err(e) = io.within(user_room(user_id)).emit("notificationsRead", &event).await {
+    let Some(ns) = default_ns(io) else { return Ok(updated) };
+    if let Err(e) = ns.within(user_room(user_id)).emit("notificationsRead", &event).await {
         tracing::warn!(cause = %e, "notificationsRead broadcast failed");
     }
     Ok(updated)
@@ -83,10 +91,11 @@ pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &st
 pub async fn emit<A: Adapter>(io: &SocketIo<A>, args: EmitArgs) -> Result<()> {
     let event = args.event.ok_or_else(|| AppError::field("event", "is required"))?;
     let data = args.data.unwrap_or(serde_json::Value::Null);
+    let ns = default_ns(io).ok_or(AppError::Unavailable("socket.io server"))?;
     let op = match (args.room, args.user_id) {
-        (Some(room), _) => io.within(room),
-        (None, Some(user)) => io.within(user_room(&user)),
-        (None, None) => io.broadcast(),
+        (Some(room), _) => ns.within(room),
+        (None, Some(user)) => ns.within(user_room(&user)),
+        (None, None) => ns,
     };
     op.emit(&event, &data)
         .await
@@ -120,7 +129,8 @@ pub async fn all_room_members<A: Adapter>(st: &AppState, io: &SocketIo<A>, room:
 /// The members of a room on this node, with their connection counts, sorted by user id.
 pub fn room_members<A: Adapter>(io: &SocketIo<A>, room: &str) -> Vec<Member> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for s in io.local().within(room.to_string()).sockets() {
+    let Some(ns) = default_ns(io) else { return Vec::new() };
+    for s in ns.local().within(room.to_string()).sockets() {
         if let Some(ses) = s.extensions.get::<SessionRef>() {
             *counts.entry(ses.user_id.clone()).or_default() += 1;
         }

@@ -255,7 +255,10 @@ pub async fn sweep<A: Adapter>(io: SocketIo<A>, st: AppState) {
     loop {
         tick.tick().await;
         let now = auth::now_secs();
-        for s in io.sockets() {
+        let Some(ns) = crate::service::default_ns(&io) else {
+            return;
+        };
+        for s in ns.sockets() {
             let Some(ses) = s.extensions.get::<SessionRef>() else {
                 continue;
             };
