@@ -41,8 +41,10 @@ pub struct Grant {
 enum Delivery {
     /// Catch-up (or the `registered` step) is running: live notifications wait here.
     Gated(Vec<Notification>),
-    /// Live notifications go straight to the socket.
-    Open,
+    /// Live notifications go straight to the socket, except those the catch-up already sent
+    /// (sorted ids, at most the catch-up's 100): a notification stored just before the
+    /// catch-up query can have its live delivery arrive after the gate opened.
+    Open(Vec<String>),
 }
 
 /// Everything the gateway knows about one connected socket.
@@ -119,16 +121,19 @@ impl Session {
                 held.push(n.clone());
                 true
             }
+            Delivery::Open(caught_up) if caught_up.binary_search(&n.id).is_ok() => true,
             // Emitting only queues the packet on the socket; nothing awaits under the lock.
-            Delivery::Open => socket.emit("notification", n).is_ok(),
+            Delivery::Open(_) => socket.emit("notification", n).is_ok(),
         }
     }
 
     /// Opens the gate: sends the held notifications that catch-up did not already send, in id
     /// order, then lets live ones through.
     pub fn open_delivery<A: Adapter>(&self, socket: &SocketRef<A>, already_sent: &HashSet<String>) {
+        let mut caught_up: Vec<String> = already_sent.iter().cloned().collect();
+        caught_up.sort_unstable();
         let mut d = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
-        if let Delivery::Gated(held) = std::mem::replace(&mut *d, Delivery::Open) {
+        if let Delivery::Gated(held) = std::mem::replace(&mut *d, Delivery::Open(caught_up)) {
             let mut held = held;
             held.sort_by(|a, b| a.id.cmp(&b.id));
             held.dedup_by(|a, b| a.id == b.id);
