@@ -98,9 +98,15 @@ async fn gateway_with_public_key_file() {
     let path = format!("{}/tests/fixtures/keys/rsa-public.pem", env!("CARGO_MANIFEST_DIR"));
     let app = common::TestApp::spawn(&[("JWT_SECRET", ""), ("JWT_PUBLIC_KEY_FILE", &path)]).await;
     let rsa = EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap();
-    let mut s = app.socket(json!({ "token": sign(Algorithm::RS256, &rsa) })).await.expect("RS256 token admitted");
+    let mut s = app
+        .socket(json!({ "token": sign(Algorithm::RS256, &rsa) }))
+        .await
+        .expect("RS256 token admitted");
     assert_eq!(s.event("registered").await.unwrap()["userId"], "alice");
     let forged = sign(Algorithm::HS256, &EncodingKey::from_secret(&key("rsa-public.pem")));
-    assert_eq!(app.socket(json!({ "token": forged })).await.err().as_deref(), Some("invalid_token"));
+    assert_eq!(
+        app.socket(json!({ "token": forged })).await.err().as_deref(),
+        Some("invalid_token")
+    );
     app.stop().await;
 }
