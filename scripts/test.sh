@@ -14,6 +14,12 @@ cargo test --all-targets
 echo "== cargo build --release"
 cargo build --release --bin sio-gateway
 
+echo "== example clients: Python virtual environment, Rust client build"
+command -v python3 >/dev/null || { echo "python3 not found: install Python 3.9+ (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }
+[ -x examples/python/.venv/bin/python ] || python3 -m venv examples/python/.venv
+examples/python/.venv/bin/pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
+cargo build --quiet --manifest-path examples/rust-client/Cargo.toml
+
 echo "== npm dependencies (client tests and examples)"
 for dir in client-tests examples/node; do
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
