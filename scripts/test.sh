@@ -20,10 +20,18 @@ command -v python3 >/dev/null || { echo "python3 not found: install Python 3.9+ 
 examples/python/.venv/bin/pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 cargo build --quiet --manifest-path examples/rust-client/Cargo.toml
 
-echo "== npm dependencies (client tests and examples)"
-for dir in client-tests examples/node; do
+echo "== npm dependencies (client tests and examples), browser demo build"
+for dir in client-tests examples/node examples/browser; do
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 done
+(cd examples/browser && npm run --silent build)
+
+# The browser test drives Debian's Chromium (no browser download). Install it when missing
+# and we may (root with apt); otherwise the test fails and names the package.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing Debian's chromium for the browser test"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 echo "== client tests (node --test, socket.io-client)"
 cd client-tests

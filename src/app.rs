@@ -122,7 +122,7 @@ pub async fn serve(
         ),
         None => None,
     };
-    let state = AppState::new(cfg, db, verifier, keys.api_keys, cluster);
+    let state = AppState::new(cfg, db, verifier, keys.api_keys, cluster, keys.jwt_secret);
     match state.cluster.clone() {
         None => {
             let (layer, io) = socket_io(&state).build_layer();

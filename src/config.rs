@@ -108,6 +108,9 @@ pub struct Config {
     pub parser: ParserKind,
     /// `json` for one JSON object per log line (`LOG_FORMAT`).
     pub log_json: bool,
+    /// Folder of the built browser demo, served at `/demo` when set (`DEMO_DIR`;
+    /// development only: it also signs tokens for any user name).
+    pub demo_dir: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -222,6 +225,7 @@ impl Config {
             metrics_token: get("METRICS_TOKEN"),
             parser,
             log_json,
+            demo_dir: get("DEMO_DIR"),
         };
         if cfg.max_payload_bytes < 1024 {
             return Err(invalid("MAX_PAYLOAD_BYTES", "must be at least 1024"));

@@ -25,6 +25,8 @@ pub struct Inner {
     pub api_keys: Vec<String>,
     /// The link to other nodes, when `REDIS_URL` is set.
     pub cluster: Option<Arc<Cluster>>,
+    /// The HMAC secret, kept only when the browser demo (`DEMO_DIR`) may sign tokens.
+    pub demo_secret: Option<Vec<u8>>,
     /// Serialises notification creation per user on this node, so that a user's notifications
     /// are stored and delivered in id order (a striped lock: bounded memory, no map to clean).
     create_locks: Vec<tokio::sync::Mutex<()>>,
@@ -32,7 +34,15 @@ pub struct Inner {
 
 impl AppState {
     /// Assembles the state.
-    pub fn new(cfg: Config, db: Db, verifier: Verifier, api_keys: Vec<String>, cluster: Option<Arc<Cluster>>) -> Self {
+    pub fn new(
+        cfg: Config,
+        db: Db,
+        verifier: Verifier,
+        api_keys: Vec<String>,
+        cluster: Option<Arc<Cluster>>,
+        jwt_secret: Option<Vec<u8>>,
+    ) -> Self {
+        let demo_secret = cfg.demo_dir.as_ref().and(jwt_secret);
         // With several nodes the per-user bound is counted in Redis, not here.
         let per_user = if cluster.is_some() {
             usize::MAX
@@ -48,6 +58,7 @@ impl AppState {
             limits,
             api_keys,
             cluster,
+            demo_secret,
             create_locks,
         }))
     }

@@ -1,6 +1,7 @@
 //! The HTTP API: notifications and emits for backends, notifications for users, and the
 //! health and metrics endpoints. Every error is JSON `{ error: { code, message, details? } }`.
 
+pub mod demo;
 pub mod emit;
 pub mod extract;
 pub mod health;
@@ -38,7 +39,12 @@ impl<A: Adapter> Clone for HttpState<A> {
 
 /// All HTTP routes, with JSON answers for unknown paths and wrong methods.
 pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
+    let demo = match &state.app.cfg.demo_dir {
+        Some(dir) => demo::router::<A>(dir),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(demo)
         .route(
             "/api/notifications",
             post(notifications::create::<A>).get(notifications::list::<A>),

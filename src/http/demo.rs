@@ -1,0 +1,46 @@
+//! The browser demo, served at `/demo` when `DEMO_DIR` names its built folder: the static
+//! page, and `POST /demo/token`, which signs a one-hour token for any user name with the HMAC
+//! secret so the page can "log in". Development only: never set `DEMO_DIR` in production.
+
+use axum::{Json, Router, extract::State, response::Redirect, routing::get, routing::post};
+use serde::{Deserialize, Serialize};
+use socketioxide::adapter::Adapter;
+use tower_http::services::ServeDir;
+
+use super::HttpState;
+use crate::{
+    auth::Signer,
+    error::{AppError, Result},
+};
+
+/// How long a demo token lives.
+const DEMO_TOKEN_SECS: u64 = 3600;
+
+/// The `/demo` routes for the folder `dir`.
+pub fn router<A: Adapter>(dir: &str) -> Router<HttpState<A>> {
+    Router::new()
+        .route("/demo", get(|| async { Redirect::permanent("/demo/") }))
+        .route("/demo/token", post(token::<A>))
+        .nest_service("/demo/", ServeDir::new(dir).append_index_html_on_directories(true))
+}
+
+/// `{ userId }`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRequest {
+    user_id: String,
+}
+
+/// `{ token }`.
+#[derive(Serialize)]
+pub struct TokenResponse {
+    token: String,
+}
+
+async fn token<A: Adapter>(State(st): State<HttpState<A>>, Json(req): Json<TokenRequest>) -> Result<Json<TokenResponse>> {
+    let secret = st.app.demo_secret.as_deref().ok_or(AppError::Forbidden)?;
+    let token = Signer::hmac(secret)
+        .sign(&req.user_id, DEMO_TOKEN_SECS, None)
+        .map_err(|e| AppError::field("userId", e))?;
+    Ok(Json(TokenResponse { token }))
+}
