@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::{
-    auth,
+    admin, auth,
     cluster::{Cluster, ManagedDriver},
     config::{Config, JwtKeySource, ParserKind},
     db::Db,
@@ -127,6 +127,9 @@ pub async fn serve(
         None => {
             let (layer, io) = socket_io(&state).build_layer();
             socket::register(&io);
+            if state.admin.is_some() {
+                admin::start(&io, &state);
+            }
             finish(state, io, layer, listener, shutdown).await
         }
         Some(cluster) => {
@@ -136,6 +139,11 @@ pub async fn serve(
             );
             let (layer, io) = socket_io(&state).with_adapter::<RedisAdapter>(ctr).build_layer();
             socket::register(&io).await.map_err(|e| format!("redis adapter: {e}"))?;
+            if state.admin.is_some() {
+                admin::start(&io, &state)
+                    .await
+                    .map_err(|e| format!("redis adapter (/admin): {e}"))?;
+            }
             cluster
                 .clone()
                 .run(io.clone())
@@ -191,7 +199,7 @@ async fn finish<A: Adapter>(
         let _ = stopping_tx.send(closing);
     };
     let mut server = tokio::spawn(
-        axum::serve(listener, router.into_make_service())
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(graceful)
             .into_future(),
     );

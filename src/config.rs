@@ -111,6 +111,11 @@ pub struct Config {
     /// Folder of the built browser demo, served at `/demo` when set (`DEMO_DIR`;
     /// development only: it also signs tokens for any user name).
     pub demo_dir: Option<String>,
+    /// Admin UI login and bcrypt hash (`ADMIN_USERNAME`, `ADMIN_PASSWORD_HASH`); both set
+    /// turn the `/admin` namespace on.
+    pub admin: Option<(String, String)>,
+    /// Folder of the admin UI's built files, served at `/admin-ui/` when set (`ADMIN_UI_DIR`).
+    pub admin_ui_dir: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -226,6 +231,25 @@ impl Config {
             parser,
             log_json,
             demo_dir: get("DEMO_DIR"),
+            admin: match (get("ADMIN_USERNAME"), get("ADMIN_PASSWORD_HASH")) {
+                (Some(user), Some(hash)) => {
+                    if !(hash.starts_with("$2") && hash.len() == 60) {
+                        return Err(invalid(
+                            "ADMIN_PASSWORD_HASH",
+                            "must be a bcrypt hash ($2b$…, 60 characters)",
+                        ));
+                    }
+                    Some((user, hash))
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(invalid(
+                        "ADMIN_USERNAME",
+                        "set both ADMIN_USERNAME and ADMIN_PASSWORD_HASH, or neither",
+                    ));
+                }
+            },
+            admin_ui_dir: get("ADMIN_UI_DIR"),
         };
         if cfg.max_payload_bytes < 1024 {
             return Err(invalid("MAX_PAYLOAD_BYTES", "must be at least 1024"));

@@ -23,9 +23,11 @@
 //! - [`limits`]: connection counters and the per-socket event rate.
 //! - [`cluster`]: several nodes over Redis (adapter driver, notification fan-out, members,
 //!   per-user limit).
+//! - [`admin`]: the server side of the Socket.IO admin UI on `/admin`.
 //! - [`telemetry`], [`secrets`], [`shutdown`], [`cli`]: logs and metrics, generated secrets,
 //!   stop signals, the command line.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;

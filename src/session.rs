@@ -58,6 +58,8 @@ pub struct Session {
     /// Milliseconds since `epoch` of the last event, for the idle timeout.
     last_event_ms: AtomicU64,
     epoch: Instant,
+    /// Connect time, milliseconds since the Unix epoch (for the admin UI).
+    connected_at_ms: u64,
 }
 
 /// The shared handle stored in socket extensions.
@@ -78,6 +80,10 @@ impl Session {
             delivery: Mutex::new(Delivery::Gated(Vec::new())),
             last_event_ms: AtomicU64::new(0),
             epoch: now,
+            connected_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
         })
     }
 
@@ -92,6 +98,11 @@ impl Session {
             exp: claims.exp,
             rooms: claims.rooms.clone(),
         };
+    }
+
+    /// Connect time, milliseconds since the Unix epoch.
+    pub fn connected_at_ms(&self) -> u64 {
+        self.connected_at_ms
     }
 
     /// Gives the connection slot back (on disconnect).

@@ -2,7 +2,14 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use crate::{auth::Verifier, cluster::Cluster, config::Config, db::Db, limits::ConnectionLimits};
+use crate::{
+    admin::{AdminAuth, AdminHub, AdminRef},
+    auth::Verifier,
+    cluster::Cluster,
+    config::Config,
+    db::Db,
+    limits::ConnectionLimits,
+};
 
 /// Number of stripes of the per-user notification lock.
 const CREATE_LOCK_STRIPES: usize = 64;
@@ -27,6 +34,10 @@ pub struct Inner {
     pub cluster: Option<Arc<Cluster>>,
     /// The HMAC secret, kept only when the browser demo (`DEMO_DIR`) may sign tokens.
     pub demo_secret: Option<Vec<u8>>,
+    /// Admin UI credentials, when the `/admin` namespace is on.
+    pub admin: Option<AdminRef>,
+    /// Where gateway events for the admin UI go; set once the namespace exists.
+    pub admin_hub: std::sync::OnceLock<AdminHub>,
     /// Serialises notification creation per user on this node, so that a user's notifications
     /// are stored and delivered in id order (a striped lock: bounded memory, no map to clean).
     create_locks: Vec<tokio::sync::Mutex<()>>,
@@ -43,6 +54,10 @@ impl AppState {
         jwt_secret: Option<Vec<u8>>,
     ) -> Self {
         let demo_secret = cfg.demo_dir.as_ref().and(jwt_secret);
+        let admin = cfg
+            .admin
+            .clone()
+            .map(|(user, hash)| Arc::new(AdminAuth::new(user, hash)));
         // With several nodes the per-user bound is counted in Redis, not here.
         let per_user = if cluster.is_some() {
             usize::MAX
@@ -59,6 +74,8 @@ impl AppState {
             api_keys,
             cluster,
             demo_secret,
+            admin,
+            admin_hub: std::sync::OnceLock::new(),
             create_locks,
         }))
     }

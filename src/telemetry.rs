@@ -13,7 +13,8 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-/// Starts logging. `json` selects one JSON object per line.
+/// Starts logging. `json` selects one JSON object per line: `timestamp`, `level`, `target`,
+/// `message`, and the event's fields (`sid` and `user` where known).
 pub fn init_logging(json: bool) {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // These crates print handshake auth data and raw packets (tokens included) at debug and
@@ -29,6 +30,7 @@ pub fn init_logging(json: bool) {
             .with(
                 fmt::layer()
                     .json()
+                    .flatten_event(true)
                     .with_writer(std::io::stderr)
                     .with_current_span(false)
                     .with_span_list(false),

@@ -4,8 +4,8 @@
 //! - notification fan-out: each node delivers a notification to its own sockets through
 //!   their delivery gates (see [`crate::session::Session::deliver`]), so catch-up and live
 //!   delivery stay exact on every node;
-//! - `getRoomMembers` across nodes: a request on a shared channel, answered by each node with
-//!   its local counts;
+//! - `getRoomMembers` and the admin UI's socket list across nodes: a request on a shared
+//!   channel, answered by each node with its local view;
 //! - the per-user connection limit across nodes: one hash of counts per node, summed by a
 //!   Lua script; a node's hash expires a few seconds after its heartbeats stop, so a killed
 //!   node does not hold its users' slots.
@@ -31,7 +31,7 @@ pub use driver::ManagedDriver;
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node silent this long no longer counts.
 const STALE_MS: u64 = 7_000;
-/// How long `getRoomMembers` waits for other nodes.
+/// How long a cross-node question (`getRoomMembers`, the admin UI's socket list) waits.
 const MEMBERS_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Connection counts per user, as one node reports them for a room.
@@ -42,7 +42,7 @@ pub struct Cluster {
     node_id: String,
     prefix: String,
     driver: ManagedDriver,
-    pending: Mutex<BTreeMap<u64, mpsc::Sender<MemberCounts>>>,
+    pending: Mutex<BTreeMap<u64, mpsc::Sender<serde_json::Value>>>,
     next_request: std::sync::atomic::AtomicU64,
 }
 
@@ -95,17 +95,27 @@ impl From<NotificationWire> for Notification {
     }
 }
 
+/// What one node asks the others; each answers with its local view.
 #[derive(Serialize, Deserialize)]
-struct MembersReq {
-    origin: String,
-    id: u64,
-    room: String,
+#[serde(tag = "kind", rename_all = "camelCase")]
+enum Query {
+    /// Connection counts per user in a room (`getRoomMembers`).
+    Members { room: String },
+    /// Every local socket, serialised for the admin UI.
+    Sockets,
 }
 
 #[derive(Serialize, Deserialize)]
-struct MembersRes {
+struct Request {
+    origin: String,
     id: u64,
-    members: MemberCounts,
+    query: Query,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Response {
+    id: u64,
+    answer: serde_json::Value,
 }
 
 /// Adds one connection of `user` on this node if the sum over live nodes is under the limit.
@@ -229,40 +239,57 @@ impl Cluster {
     /// `getRoomMembers` from every other node, merged: user → connections.
     pub async fn remote_members(&self, room: &str) -> BTreeMap<String, usize> {
         let mut merged = BTreeMap::new();
+        for answer in self.ask(Query::Members { room: room.to_string() }).await {
+            let counts: MemberCounts = serde_json::from_value(answer).unwrap_or_default();
+            for (user, n) in counts {
+                *merged.entry(user).or_insert(0) += n;
+            }
+        }
+        merged
+    }
+
+    /// The sockets of every other node, serialised for the admin UI.
+    pub async fn remote_sockets(&self) -> Vec<crate::admin::SerializedSocket> {
+        let mut all = Vec::new();
+        for answer in self.ask(Query::Sockets).await {
+            all.extend(serde_json::from_value::<Vec<crate::admin::SerializedSocket>>(answer).unwrap_or_default());
+        }
+        all
+    }
+
+    /// Publishes `query` and collects one answer from each other node, within a deadline.
+    async fn ask(&self, query: Query) -> Vec<serde_json::Value> {
         let others = match self.driver.num_serv(&self.chan("req")).await {
             Ok(n) => usize::from(n).saturating_sub(1),
             Err(e) => {
-                tracing::warn!(cause = %e, "redis unavailable: getRoomMembers lists this node only");
-                return merged;
+                tracing::warn!(cause = %e, "redis unavailable: answering from this node only");
+                return Vec::new();
             }
         };
         if others == 0 {
-            return merged;
+            return Vec::new();
         }
         let id = self.next_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, mut rx) = mpsc::channel(others.max(1));
+        let (tx, mut rx) = mpsc::channel(others);
         self.pending.lock().await.insert(id, tx);
-        let req = MembersReq {
+        let req = Request {
             origin: self.node_id.clone(),
             id,
-            room: room.to_string(),
+            query,
         };
         if let Ok(body) = serde_json::to_vec(&req) {
             let _ = self.driver.publish(self.chan("req"), body).await;
         }
         let deadline = tokio::time::Instant::now() + MEMBERS_TIMEOUT;
-        for _ in 0..others {
+        let mut answers = Vec::with_capacity(others);
+        while answers.len() < others {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(members)) => {
-                    for (user, n) in members {
-                        *merged.entry(user).or_insert(0) += n;
-                    }
-                }
+                Ok(Some(answer)) => answers.push(answer),
                 _ => break,
             }
         }
         self.pending.lock().await.remove(&id);
-        merged
+        answers
     }
 
     /// Subscribes this node's channels and serves them until the process stops: remote
@@ -290,24 +317,30 @@ impl Cluster {
                         }
                     }
                     Some((_, body)) = reqs.next() => {
-                        if let Ok(req) = serde_json::from_slice::<MembersReq>(&body)
+                        if let Ok(req) = serde_json::from_slice::<Request>(&body)
                             && req.origin != me.node_id
                         {
-                            let members = service::room_members(&io, &req.room)
-                                .into_iter()
-                                .map(|m| (m.user_id, m.connections))
-                                .collect();
-                            let res = MembersRes { id: req.id, members };
+                            let answer = match req.query {
+                                Query::Members { room } => {
+                                    let counts: MemberCounts = service::room_members(&io, &room)
+                                        .into_iter()
+                                        .map(|m| (m.user_id, m.connections))
+                                        .collect();
+                                    serde_json::to_value(counts)
+                                }
+                                Query::Sockets => serde_json::to_value(crate::admin::serialize::local_sockets(&io)),
+                            };
+                            let res = Response { id: req.id, answer: answer.unwrap_or_default() };
                             if let Ok(body) = serde_json::to_vec(&res) {
                                 let _ = me.driver.publish(me.chan(&format!("res#{}", req.origin)), body).await;
                             }
                         }
                     }
                     Some((_, body)) = responses.next() => {
-                        if let Ok(res) = serde_json::from_slice::<MembersRes>(&body) {
+                        if let Ok(res) = serde_json::from_slice::<Response>(&body) {
                             let tx = me.pending.lock().await.get(&res.id).cloned();
                             if let Some(tx) = tx {
-                                let _ = tx.try_send(res.members);
+                                let _ = tx.try_send(res.answer);
                             }
                         }
                     }

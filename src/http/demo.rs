@@ -37,7 +37,10 @@ pub struct TokenResponse {
     token: String,
 }
 
-async fn token<A: Adapter>(State(st): State<HttpState<A>>, Json(req): Json<TokenRequest>) -> Result<Json<TokenResponse>> {
+async fn token<A: Adapter>(
+    State(st): State<HttpState<A>>,
+    Json(req): Json<TokenRequest>,
+) -> Result<Json<TokenResponse>> {
     let secret = st.app.demo_secret.as_deref().ok_or(AppError::Forbidden)?;
     let token = Signer::hmac(secret)
         .sign(&req.user_id, DEMO_TOKEN_SECS, None)

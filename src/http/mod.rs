@@ -39,12 +39,18 @@ impl<A: Adapter> Clone for HttpState<A> {
 
 /// All HTTP routes, with JSON answers for unknown paths and wrong methods.
 pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
-    let demo = match &state.app.cfg.demo_dir {
+    let mut extra = match &state.app.cfg.demo_dir {
         Some(dir) => demo::router::<A>(dir),
         None => Router::new(),
     };
+    if let Some(dir) = &state.app.cfg.admin_ui_dir {
+        extra = extra.nest_service(
+            "/admin-ui/",
+            tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true),
+        );
+    }
     Router::new()
-        .merge(demo)
+        .merge(extra)
         .route(
             "/api/notifications",
             post(notifications::create::<A>).get(notifications::list::<A>),

@@ -19,10 +19,12 @@ use socketioxide::{
     adapter::Adapter,
     extract::{SocketRef, State, TryData},
     handler::ConnectHandler,
+    socket::DisconnectReason,
 };
 use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::{
+    admin::{self, AdminEvent},
     auth::{self, AuthError},
     db::notifications as store,
     error::AppError,
@@ -179,6 +181,9 @@ pub async fn on_connect<A: Adapter>(
     };
     let _ = s.emit("registered", &registered);
     ses.open_delivery(&s, &sent);
+    admin::notify(&st, || {
+        AdminEvent::Connected(Box::new(admin::serialize::serialize(&s, "/")))
+    });
 }
 
 async fn registered_counts(st: &AppState, user_id: &str) -> Result<(i64, Option<String>), AppError> {
@@ -234,12 +239,17 @@ async fn unknown_event<A: Adapter>(s: SocketRef<A>, reply: Reply<A>) {
 }
 
 /// Disconnect handler: frees the connection slot and tells each client room the user left.
-async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(st): State<AppState>) {
+async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, State(st): State<AppState>) {
     telemetry::record_disconnect();
     let Some(ses) = s.extensions.get::<SessionRef>() else {
         return;
     };
     ses.release();
+    admin::notify(&st, || AdminEvent::Disconnected {
+        nsp: "/".into(),
+        id: s.id.to_string(),
+        reason: admin::reason_name(reason).into(),
+    });
     for room in client_rooms(&s) {
         rooms::announce(&s, &st, &room, "userLeft", &ses.user_id).await;
     }

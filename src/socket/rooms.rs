@@ -12,6 +12,7 @@ use super::{
     reply::{Args, Reply},
 };
 use crate::{
+    admin::{self, AdminEvent},
     auth::room_allowed,
     dto::{RoomArgs, parse},
     error::{AppError, Result},
@@ -73,6 +74,11 @@ async fn join_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>,
         return Err(AppError::LimitExceeded);
     }
     s.join(room.clone());
+    admin::notify(st, || AdminEvent::RoomJoined {
+        nsp: "/".into(),
+        room: room.clone(),
+        id: s.id.to_string(),
+    });
     let _ = s.emit("joinedRoom", &RoomRef { room_id: room.clone() });
     announce(s, st, &room, "userJoined", &ses.user_id).await;
     Ok(RoomRef { room_id: room })
@@ -99,6 +105,11 @@ async fn leave_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>
     // Counted while the leaver is still in, as the join was: a room announces symmetrically.
     announce(s, st, &room, "userLeft", &ses.user_id).await;
     s.leave(room.clone());
+    admin::notify(st, || AdminEvent::RoomLeft {
+        nsp: "/".into(),
+        room: room.clone(),
+        id: s.id.to_string(),
+    });
     let _ = s.emit("leftRoom", &RoomRef { room_id: room.clone() });
     Ok(RoomRef { room_id: room })
 }
