@@ -2,7 +2,7 @@
 // rust_socketio, each through its runnable example in examples/. scripts/test.sh prepares
 // them (a virtual environment with requirements.txt; a cargo build of examples/rust-client).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { runJsonLines } from "./child.mjs";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,26 +12,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const python = path.join(root, "examples", "python", ".venv", "bin", "python");
 const rustClient = path.join(root, "examples", "rust-client", "target", "debug", "sio-gateway-rust-client");
 
-/** Runs a client example; resolves with its exit code and its JSON lines. */
-function runClient(cmd, args, { onLine } = {}) {
-  const child = spawn(cmd, args, { cwd: root });
-  const out = { lines: [], stderr: "" };
-  let partial = "";
-  child.stdout.on("data", (d) => {
-    partial += d;
-    const parts = partial.split("\n");
-    partial = parts.pop();
-    for (const p of parts.filter((l) => l.trim())) {
-      const line = JSON.parse(p);
-      out.lines.push(line);
-      onLine?.(line);
-    }
-  });
-  child.stderr.on("data", (d) => (out.stderr += d));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30000);
-  out.exited = new Promise((r) => child.on("exit", (code) => (clearTimeout(timer), r(code))));
-  return out;
-}
+/** Runs a client example from the repository root. */
+const runClient = (cmd, args, opts = {}) => runJsonLines(cmd, args, { cwd: root, ...opts });
 
 async function postNotification(gw, userId, title) {
   const res = await fetch(`${gw.url}/api/notifications`, {

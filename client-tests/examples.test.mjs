@@ -2,7 +2,7 @@
 // worker.mjs posts notifications, listener.mjs prints them, catches up with --since,
 // and resumes after the gateway restarts.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { runJsonLines } from "./child.mjs";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,19 +15,8 @@ function run(script, args) {
     fs.existsSync(path.join(examples, "node_modules", "socket.io-client")),
     "examples/node has no node_modules: run `npm ci` in examples/node (scripts/test.sh does)",
   );
-  const child = spawn(process.execPath, [path.join(examples, script), ...args], { cwd: examples });
-  const out = { lines: [], stderr: "" };
-  let partial = "";
-  child.stdout.on("data", (d) => {
-    partial += d;
-    const parts = partial.split("\n");
-    partial = parts.pop();
-    for (const p of parts) if (p.trim()) out.lines.push(JSON.parse(p));
-  });
-  child.stderr.on("data", (d) => (out.stderr += d));
-  out.exited = new Promise((r) => child.on("exit", (code) => r(code)));
-  out.child = child;
-  return out;
+  // The listener runs until the test stops it; no time limit of its own.
+  return runJsonLines(process.execPath, [path.join(examples, script), ...args], { cwd: examples, timeoutMs: 120000 });
 }
 
 async function post(gw, userId, title) {

@@ -90,35 +90,35 @@ async fn emit<A: Adapter>(TryData(args): TryData<AllArgs>, io: SocketIo<A>) {
 
 /// `join(nsp, room, filter?)`.
 async fn join<A: Adapter>(TryData(args): TryData<AllArgs>, io: SocketIo<A>, State(st): State<AppState>) {
-    let Ok(AllArgs(args)) = args else { return };
-    let (Some(nsp), Some(room)) = (text(&args, 0), text(&args, 1)) else {
-        return;
-    };
-    for s in targets(&io, &nsp, text(&args, 2).as_deref()).await {
-        let id = s.data().id.to_string();
-        if s.join(room.clone()).await.is_ok() {
-            notify(&st, || AdminEvent::RoomJoined {
-                nsp: nsp.clone(),
-                room: room.clone(),
-                id,
-            });
-        }
+    if let Ok(AllArgs(args)) = args {
+        move_sockets(&args, &io, &st, true).await;
     }
 }
 
 /// `leave(nsp, room, filter?)`.
 async fn leave<A: Adapter>(TryData(args): TryData<AllArgs>, io: SocketIo<A>, State(st): State<AppState>) {
-    let Ok(AllArgs(args)) = args else { return };
-    let (Some(nsp), Some(room)) = (text(&args, 0), text(&args, 1)) else {
+    if let Ok(AllArgs(args)) = args {
+        move_sockets(&args, &io, &st, false).await;
+    }
+}
+
+/// Makes the targeted sockets join (or leave) the room, and tells the admin UI.
+async fn move_sockets<A: Adapter>(args: &[serde_json::Value], io: &SocketIo<A>, st: &AppState, join: bool) {
+    let (Some(nsp), Some(room)) = (text(args, 0), text(args, 1)) else {
         return;
     };
-    for s in targets(&io, &nsp, text(&args, 2).as_deref()).await {
+    for s in targets(io, &nsp, text(args, 2).as_deref()).await {
         let id = s.data().id.to_string();
-        if s.leave(room.clone()).await.is_ok() {
-            notify(&st, || AdminEvent::RoomLeft {
-                nsp: nsp.clone(),
-                room: room.clone(),
-                id,
+        let done = if join {
+            s.join(room.clone()).await
+        } else {
+            s.leave(room.clone()).await
+        };
+        if done.is_ok() {
+            let (nsp, room) = (nsp.clone(), room.clone());
+            notify(st, || match join {
+                true => AdminEvent::RoomJoined { nsp, room, id },
+                false => AdminEvent::RoomLeft { nsp, room, id },
             });
         }
     }
