@@ -157,16 +157,31 @@ pub async fn serve(
 /// The Redis adapter over this crate's reconnecting driver.
 type RedisAdapter = CustomRedisAdapter<Emitter, ManagedDriver>;
 
+/// Packets a socket may have queued for sending before emits to it fail (acks included).
+const SOCKET_SEND_BUFFER: usize = 1024;
+/// Most binary attachments one packet may announce.
+const MAX_ATTACHMENTS: usize = 32;
+/// How long a packet's announced attachments may take to arrive.
+const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn socket_io(state: &AppState) -> SocketIoBuilder {
     let cfg = &state.cfg;
     let builder = SocketIo::builder()
         .with_state(state.clone())
         .max_payload(cfg.max_payload_bytes as u64)
         .ws_max_message_size(cfg.max_payload_bytes)
-        .ws_max_frame_size(cfg.max_payload_bytes);
+        .ws_max_frame_size(cfg.max_payload_bytes)
+        .max_buffer_size(SOCKET_SEND_BUFFER);
     match cfg.parser {
         ParserKind::Msgpack => builder.with_parser(ParserConfig::msgpack()),
-        ParserKind::Common => builder,
+        // MAX_PAYLOAD_BYTES bounds a packet with its attachments too, not each frame alone;
+        // a packet whose attachments exceed it, or stop arriving, closes the connection.
+        ParserKind::Common => builder.with_parser(
+            ParserConfig::common()
+                .max_incoming_binary_buf_size(cfg.max_payload_bytes)
+                .max_incoming_binaries(MAX_ATTACHMENTS)
+                .packet_completion_timeout(ATTACHMENT_TIMEOUT),
+        ),
     }
 }
 

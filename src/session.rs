@@ -60,6 +60,8 @@ pub struct Session {
     epoch: Instant,
     /// Connect time, milliseconds since the Unix epoch (for the admin UI).
     connected_at_ms: u64,
+    /// Set when the disconnect began; later events are dropped.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// The shared handle stored in socket extensions.
@@ -84,6 +86,7 @@ impl Session {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
+            closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -103,6 +106,16 @@ impl Session {
     /// Connect time, milliseconds since the Unix epoch.
     pub fn connected_at_ms(&self) -> u64 {
         self.connected_at_ms
+    }
+
+    /// Marks the socket as disconnecting: its later events do nothing and get no answer.
+    pub fn mark_closing(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// Whether the disconnect has begun.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Gives the connection slot back (on disconnect).

@@ -215,12 +215,17 @@ pub fn client_rooms<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
 }
 
 /// The start of every event: the socket's session, after the rate limit. A socket over its
-/// rate for too long is disconnected.
+/// rate for too long is disconnected; a disconnecting socket's events do nothing.
 pub fn begin<A: Adapter>(s: &SocketRef<A>) -> Result<SessionRef, AppError> {
     let ses = s
         .extensions
         .get::<SessionRef>()
         .ok_or_else(|| AppError::Internal("socket without session".into()))?;
+    // An event that arrives while the socket is disconnecting changes nothing (its answer is
+    // dropped by `Reply`).
+    if ses.is_closing() {
+        return Err(AppError::Unavailable("socket"));
+    }
     match ses.check_rate() {
         RateDecision::Allow => Ok(ses),
         RateDecision::Refuse => Err(AppError::RateLimited),
@@ -244,6 +249,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
     let Some(ses) = s.extensions.get::<SessionRef>() else {
         return;
     };
+    ses.mark_closing();
     ses.release();
     admin::notify(&st, || AdminEvent::Disconnected {
         nsp: "/".into(),

@@ -14,15 +14,23 @@ use socketioxide::{
 
 use crate::{
     error::{Ack, AppError, Details},
+    session::SessionRef,
     telemetry,
 };
 
-/// The event's first argument as JSON, or `None` when there is none or it is not JSON.
+/// The event's first argument as JSON, or `None` when there is none, it is not JSON, or the
+/// packet as a whole is not valid JSON (socketioxide reads the elements it needs and would
+/// let trailing garbage through; such a packet is refused like any other malformed input).
 pub struct Args(pub Option<serde_json::Value>);
 
 impl<A: Adapter> FromMessageParts<A> for Args {
     type Error = Infallible;
     fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
+        if let Some(text) = v.as_str()
+            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err()
+        {
+            return Ok(Args(None));
+        }
         let TryData(parsed) = TryData::<serde_json::Value>::from_message_parts(s, v, ack)?;
         Ok(Args(parsed.ok()))
     }
@@ -71,8 +79,16 @@ impl<A: Adapter> Reply<A> {
         &self.event
     }
 
-    /// Sends the outcome.
+    /// Sends the outcome. A socket that is disconnecting (it sent a namespace disconnect, or
+    /// the server cut it) gets nothing: its events after that point are dropped unanswered.
     pub fn send<T: Serialize>(self, socket: &SocketRef<A>, result: Result<T, AppError>) {
+        if socket
+            .extensions
+            .get::<SessionRef>()
+            .is_some_and(|ses| ses.is_closing())
+        {
+            return;
+        }
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code(),
