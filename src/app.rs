@@ -203,15 +203,24 @@ async fn finish<A: Adapter>(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
 
-    // The stop, in order: stop accepting (the graceful future returns at once), close every
-    // Socket.IO transport in parallel (clients see `transport close` and reconnect elsewhere),
-    // let in-flight HTTP requests finish their writes, then close the adapter link and the
-    // pool. Every step is bounded by what is left of SHUTDOWN_TIMEOUT_SECS.
+    // The stop, in order: close every Socket.IO transport (clients see `transport close` and
+    // reconnect elsewhere; bounded to a third of the budget, at most 3 s), stop accepting, let
+    // in-flight HTTP requests finish their writes, then close the adapter link and the pool.
+    // Every step is bounded by what is left of SHUTDOWN_TIMEOUT_SECS.
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::task::JoinHandle<()>>();
+    let close_budget = (state.cfg.shutdown_timeout / 3).min(Duration::from_secs(3));
     let graceful = async move {
         shutdown.await;
         let closing = tokio::spawn(async move { io.close().await });
-        let _ = stopping_tx.send(closing);
+        // Let the transports close while their connections still answer: a polling client
+        // collects its close packet with its pending GET, and sees `transport close`.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let watcher = tokio::spawn(async move {
+            let _ = closing.await;
+            let _ = tx.send(());
+        });
+        let _ = tokio::time::timeout(close_budget, rx).await;
+        let _ = stopping_tx.send(watcher);
     };
     let mut server = tokio::spawn(
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())

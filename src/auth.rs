@@ -40,6 +40,12 @@ pub struct Claims {
     /// Issued at, when the token says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Issuer; set by `sio-gateway token` when `JWT_ISSUER` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience; set by `sio-gateway token` when `JWT_AUDIENCE` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
 }
 
 /// Verifies tokens with the configured key and rules.
@@ -48,9 +54,12 @@ pub struct Verifier {
     validation: Validation,
 }
 
-/// Signs development tokens with the HMAC secret (`sio-gateway token`).
+/// Signs development tokens with the HMAC secret (`sio-gateway token`), with the configured
+/// issuer and audience so the gateway accepts its own tokens.
 pub struct Signer {
     key: EncodingKey,
+    iss: Option<String>,
+    aud: Option<String>,
 }
 
 /// The longest accepted user id.
@@ -141,7 +150,16 @@ impl Signer {
     pub fn hmac(secret: &[u8]) -> Self {
         Self {
             key: EncodingKey::from_secret(secret),
+            iss: None,
+            aud: None,
         }
+    }
+
+    /// Adds the `iss` and `aud` claims the configuration requires.
+    pub fn for_config(mut self, cfg: &Config) -> Self {
+        self.iss = cfg.jwt_issuer.clone();
+        self.aud = cfg.jwt_audience.clone();
+        self
     }
 
     /// Signs an HS256 token for `sub`, valid for `ttl_secs`, with an optional `rooms` claim.
@@ -157,6 +175,8 @@ impl Signer {
             exp: now + ttl_secs,
             rooms,
             iat: Some(now),
+            iss: self.iss.clone(),
+            aud: self.aud.clone().map(serde_json::Value::String),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key).map_err(|e| e.to_string())
     }
@@ -213,14 +233,13 @@ pub fn handshake_token(
             _ => return Err(AuthError::Invalid),
         }
     }
+    // Only a Bearer header is a token source; another scheme (a proxy's Basic auth, say) is
+    // not ours and counts as absent.
     if let Some(h) = authorization.filter(|h| !h.is_empty()) {
         let h = std::str::from_utf8(h).map_err(|_| AuthError::Invalid)?.trim();
         let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::Invalid);
-        }
         let token = rest.trim();
-        if !token.is_empty() {
+        if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() {
             return Ok(token.to_string());
         }
     }
@@ -385,10 +404,7 @@ mod tests {
             handshake_token(Some(&json!({"token": 5})), None, None),
             Err(AuthError::Invalid)
         );
-        assert_eq!(
-            handshake_token(None, Some(b"Basic abc"), Some("token=C")),
-            Err(AuthError::Invalid)
-        );
+        assert_eq!(handshake_token(None, Some(b"Basic abc"), Some("token=C")).unwrap(), "C");
         assert_eq!(handshake_token(None, None, None), Err(AuthError::Missing));
     }
 

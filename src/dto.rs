@@ -47,6 +47,15 @@ fn not_blank(text: &str) -> Result<(), ValidationError> {
     if text.chars().all(char::is_whitespace) {
         Err(ValidationError::new("blank").with_message("must not be only white space".into()))
     } else {
+        no_nul(text)
+    }
+}
+
+/// Text with a NUL character cannot be stored by PostgreSQL; it is refused on every backend.
+fn no_nul(text: &str) -> Result<(), ValidationError> {
+    if text.contains('\0') {
+        Err(ValidationError::new("nul").with_message("must not contain the NUL character".into()))
+    } else {
         Ok(())
     }
 }
@@ -132,11 +141,16 @@ fn valid_ids(ids: &[String]) -> Result<(), ValidationError> {
     ids.iter().try_for_each(|id| valid_cursor(id))
 }
 
+/// Object-level rules report under the field named by the error's code (see `collect`).
 fn ids_or_all(args: &MarkReadArgs) -> Result<(), ValidationError> {
     match (&args.ids, args.all) {
-        (Some(_), None) | (None, Some(true)) => Ok(()),
-        (Some(_), Some(_)) => Err(ValidationError::new("ids").with_message("give either ids or all, not both".into())),
-        (None, Some(false)) => Err(ValidationError::new("all").with_message("must be true".into())),
+        (Some(_), None | Some(false)) | (None, Some(true)) => Ok(()),
+        (Some(_), Some(true)) => {
+            Err(ValidationError::new("all").with_message("give either ids or all, not both".into()))
+        }
+        (None, Some(false)) => {
+            Err(ValidationError::new("all").with_message("must be true when no ids are given".into()))
+        }
         (None, None) => Err(ValidationError::new("ids").with_message("give ids or all: true".into())),
     }
 }
@@ -182,19 +196,22 @@ pub struct CreateNotificationArgs {
     #[serde(rename = "type")]
     #[validate(
         required(message = "is required"),
-        length(min = 1, max = 64, message = "must be 1 to 64 characters")
+        length(min = 1, max = 64, message = "must be 1 to 64 characters"),
+        custom(function = "no_nul")
     )]
     pub kind: Option<String>,
     /// Title, 1–200 characters.
     #[validate(
         required(message = "is required"),
-        length(min = 1, max = 200, message = "must be 1 to 200 characters")
+        length(min = 1, max = 200, message = "must be 1 to 200 characters"),
+        custom(function = "no_nul")
     )]
     pub title: Option<String>,
     /// Body, 1–2000 characters.
     #[validate(
         required(message = "is required"),
-        length(min = 1, max = 2000, message = "must be 1 to 2000 characters")
+        length(min = 1, max = 2000, message = "must be 1 to 2000 characters"),
+        custom(function = "no_nul")
     )]
     pub message: Option<String>,
     /// Any JSON, at most 16 KiB once serialized.
@@ -226,8 +243,8 @@ pub struct EmitArgs {
         custom(function = "not_reserved")
     )]
     pub event: Option<String>,
-    /// Payload, any JSON.
-    #[serde(default)]
+    /// Payload, any JSON (`null` included); absent means an event with no argument.
+    #[serde(default, deserialize_with = "present")]
     pub data: Option<serde_json::Value>,
     /// Target room.
     #[validate(custom(function = "valid_room_id"))]
@@ -257,9 +274,14 @@ fn not_reserved(event: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// `Some` for a field that is present, even when it is `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
 fn one_target(args: &EmitArgs) -> Result<(), ValidationError> {
     if args.room.is_some() && args.user_id.is_some() {
-        Err(ValidationError::new("target").with_message("give room or userId, not both".into()))
+        Err(ValidationError::new("userId").with_message("give room or userId, not both".into()))
     } else {
         Ok(())
     }
@@ -293,22 +315,29 @@ pub fn validation_error(errors: ValidationErrors) -> AppError {
 
 fn collect(errors: &ValidationErrors, details: &mut Details) {
     for (field, kind) in errors.errors() {
-        let name = if *field == "__all__" {
-            "_".to_string()
-        } else {
-            camel_case(field)
-        };
         match kind {
+            // Object-level (schema) rules name their field in the error's code.
+            ValidationErrorsKind::Field(list) if *field == "__all__" => {
+                for e in list {
+                    details.entry(e.code.to_string()).or_default().push(message(e));
+                }
+            }
             ValidationErrorsKind::Field(list) => {
-                let msgs = details.entry(name).or_default();
-                msgs.extend(list.iter().map(|e| match &e.message {
-                    Some(m) => m.to_string(),
-                    None => format!("is invalid ({})", e.code),
-                }));
+                details
+                    .entry(camel_case(field))
+                    .or_default()
+                    .extend(list.iter().map(message));
             }
             ValidationErrorsKind::Struct(inner) => collect(inner, details),
             ValidationErrorsKind::List(items) => items.values().for_each(|inner| collect(inner, details)),
         }
+    }
+}
+
+fn message(e: &ValidationError) -> String {
+    match &e.message {
+        Some(m) => m.to_string(),
+        None => format!("is invalid ({})", e.code),
     }
 }
 
@@ -424,6 +453,36 @@ mod tests {
         }
         let many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
         assert!(parse::<MarkReadArgs>(Some(json!({ "ids": many }))).is_err());
+    }
+
+    #[test]
+    fn object_rules_name_a_field() {
+        let d = details(parse::<MarkReadArgs>(Some(json!({}))).unwrap_err());
+        assert_eq!(d.keys().collect::<Vec<_>>(), vec!["ids"]);
+        let d = details(parse::<MarkReadArgs>(Some(json!({"ids": ["a"], "all": true}))).unwrap_err());
+        assert_eq!(d.keys().collect::<Vec<_>>(), vec!["all"]);
+        assert!(parse::<MarkReadArgs>(Some(json!({"ids": ["a"], "all": false}))).is_ok());
+        let d = details(parse::<EmitArgs>(Some(json!({"event": "x", "room": "r", "userId": "u"}))).unwrap_err());
+        assert_eq!(d.keys().collect::<Vec<_>>(), vec!["userId"]);
+    }
+
+    #[test]
+    fn emit_data_absent_differs_from_null() {
+        assert!(parse::<EmitArgs>(Some(json!({"event": "x"}))).unwrap().data.is_none());
+        assert_eq!(
+            parse::<EmitArgs>(Some(json!({"event": "x", "data": null})))
+                .unwrap()
+                .data,
+            Some(json!(null))
+        );
+    }
+
+    #[test]
+    fn nul_is_refused_in_stored_text() {
+        let d = details(parse::<SendMessageArgs>(Some(json!({"roomId": "r", "text": "a\0b"}))).unwrap_err());
+        assert!(d.contains_key("text"));
+        let n = json!({"userId": "u", "type": "t", "title": "a\0", "message": "m"});
+        assert!(details(parse::<CreateNotificationArgs>(Some(n)).unwrap_err()).contains_key("title"));
     }
 
     #[test]

@@ -67,6 +67,6 @@ fn print_token(cfg: &Config, sub: &str, ttl: &str, rooms: Option<&str>) -> Resul
     let secret = keys
         .jwt_secret
         .ok_or("`token` signs with an HMAC secret; with JWT_PUBLIC_KEY_FILE, sign tokens with your private key")?;
-    println!("{}", auth::Signer::hmac(&secret).sign(sub, ttl, rooms)?);
+    println!("{}", auth::Signer::hmac(&secret).for_config(cfg).sign(sub, ttl, rooms)?);
     Ok(())
 }

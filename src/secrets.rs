@@ -31,13 +31,29 @@ pub fn load_or_create(dir: &Path, name: &str) -> std::io::Result<(String, bool)>
     std::fs::create_dir_all(dir)?;
     let value = random_hex(32);
     let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    // `create_new`: two nodes starting together on one folder must end with one secret; the
+    // one that loses the race reads the winner's.
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(&path)?;
+    let mut f = match opts.open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let theirs = std::fs::read_to_string(&path)?.trim().to_string();
+            if theirs.is_empty() {
+                return Err(std::io::Error::other(format!(
+                    "{} is empty: delete it to regenerate",
+                    path.display()
+                )));
+            }
+            return Ok((theirs, false));
+        }
+        Err(e) => return Err(e),
+    };
     f.write_all(value.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;

@@ -90,17 +90,22 @@ pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &st
 /// Emits a backend's event to a room, a user, or everyone.
 pub async fn emit<A: Adapter>(io: &SocketIo<A>, args: EmitArgs) -> Result<()> {
     let event = args.event.ok_or_else(|| AppError::field("event", "is required"))?;
-    let data = args.data.unwrap_or(serde_json::Value::Null);
     let ns = default_ns(io).ok_or(AppError::Unavailable("socket.io server"))?;
     let op = match (args.room, args.user_id) {
         (Some(room), _) => ns.within(room),
         (None, Some(user)) => ns.within(user_room(&user)),
         (None, None) => ns,
     };
-    op.emit(&event, &data)
-        .await
-        .map_err(|e| AppError::Internal(format!("emit failed: {e}")))
+    // No `data` means an event with no argument, as `io.emit("event")` sends in Socket.IO.
+    let sent = match &args.data {
+        Some(data) => op.emit(&event, data).await,
+        None => op.emit(&event, &NO_ARGUMENTS).await,
+    };
+    sent.map_err(|e| AppError::Internal(format!("emit failed: {e}")))
 }
+
+/// An empty argument list (socketioxide sends the elements of a tuple as the arguments).
+const NO_ARGUMENTS: [u8; 0] = [];
 
 /// One entry of `getRoomMembers`.
 #[derive(Debug, Serialize, PartialEq)]

@@ -39,6 +39,12 @@ impl Db {
     /// Migrations are not applied here: call [`Db::migrate`].
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
+        if let Some(path) = crate::config::sqlite_path(url)
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            // "Created on first start": the folder too, not only the file.
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
         let (backend, url) = if url.starts_with("sqlite:") {
             let url = if url.contains("mode=") {
                 url.to_string()

@@ -43,6 +43,7 @@ async fn token<A: Adapter>(
 ) -> Result<Json<TokenResponse>> {
     let secret = st.app.demo_secret.as_deref().ok_or(AppError::Forbidden)?;
     let token = Signer::hmac(secret)
+        .for_config(&st.app.cfg)
         .sign(&req.user_id, DEMO_TOKEN_SECS, None)
         .map_err(|e| AppError::field("userId", e))?;
     Ok(Json(TokenResponse { token }))

@@ -14,8 +14,9 @@ use super::HttpState;
 use crate::{dto, error::AppError};
 use socketioxide::adapter::Adapter;
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let h = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+/// The token of an `Authorization: Bearer <token>` header (scheme in any case).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = h.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -37,7 +38,7 @@ pub fn key_matches(keys: &[String], given: &str) -> bool {
 impl<A: Adapter> FromRequestParts<HttpState<A>> for ApiKey {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, st: &HttpState<A>) -> Result<Self, AppError> {
-        match bearer(parts) {
+        match bearer(&parts.headers) {
             Some(key) if key_matches(&st.app.api_keys, key) => Ok(ApiKey),
             _ => Err(AppError::Unauthorized),
         }
@@ -50,7 +51,7 @@ pub struct UserAuth(pub String);
 impl<A: Adapter> FromRequestParts<HttpState<A>> for UserAuth {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, st: &HttpState<A>) -> Result<Self, AppError> {
-        let token = bearer(parts).ok_or(AppError::Unauthorized)?;
+        let token = bearer(&parts.headers).ok_or(AppError::Unauthorized)?;
         let claims = st.app.verifier.verify(token).map_err(|_| AppError::Unauthorized)?;
         Ok(UserAuth(claims.sub))
     }

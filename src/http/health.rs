@@ -10,7 +10,11 @@ use serde_json::json;
 use socketioxide::adapter::Adapter;
 
 use super::HttpState;
-use crate::{error::AppError, http::extract::key_matches, telemetry};
+use crate::{
+    error::AppError,
+    http::extract::{bearer, key_matches},
+    telemetry,
+};
 
 /// 200 while the process serves.
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -51,11 +55,7 @@ pub async fn readyz<A: Adapter>(State(st): State<HttpState<A>>) -> Response {
 /// Prometheus text; with `METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
 pub async fn metrics<A: Adapter>(State(st): State<HttpState<A>>, headers: HeaderMap) -> Result<Response, AppError> {
     if let Some(expected) = &st.app.cfg.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let given = bearer(&headers).unwrap_or("");
         if !key_matches(std::slice::from_ref(expected), given) {
             return Err(AppError::Unauthorized);
         }

@@ -62,9 +62,10 @@ fn list_args(q: &HashMap<String, String>) -> Result<ListNotificationsArgs> {
         v.insert("before".into(), b.clone().into());
     }
     if let Some(u) = q.get("unreadOnly") {
-        let flag = match u.as_str() {
-            "true" | "1" => true,
-            "false" | "0" => false,
+        // `?unreadOnly` alone (or empty) means true, as a flag does.
+        let flag = match u.to_ascii_lowercase().as_str() {
+            "" | "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
             _ => return Err(AppError::field("unreadOnly", "must be true or false")),
         };
         v.insert("unreadOnly".into(), flag.into());

@@ -25,7 +25,7 @@ pub async fn send<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>,
 }
 
 async fn send_message<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<Message> {
-    let ses = begin(s)?;
+    let ses = begin(s).await?;
     let args: SendMessageArgs = parse(arg)?;
     let room = client_room(RoomArgs { room_id: args.room_id })?;
     require_member(s, &room)?;
@@ -58,7 +58,7 @@ async fn get_messages<A: Adapter>(
     arg: Option<serde_json::Value>,
     st: &AppState,
 ) -> Result<MessagePage> {
-    begin(s)?;
+    begin(s).await?;
     let args: GetMessagesArgs = parse(arg)?;
     let room = client_room(RoomArgs { room_id: args.room_id })?;
     require_member(s, &room)?;
@@ -77,7 +77,7 @@ pub async fn typing<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A
 pub struct Empty {}
 
 async fn send_typing<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>) -> Result<Empty> {
-    let ses = begin(s)?;
+    let ses = begin(s).await?;
     let room = client_room(parse(arg)?)?;
     require_member(s, &room)?;
     let payload = RoomUser {

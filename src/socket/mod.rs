@@ -35,6 +35,9 @@ use crate::{
 };
 use reply::Reply;
 
+/// How many 5 ms waits an event gives a socket that is not yet marked connected.
+const CONNECT_SETTLE_TRIES: u32 = 20;
+
 /// Most notifications sent as catch-up on connect; the rest are read with `listNotifications`.
 pub const CATCH_UP_LIMIT: u32 = 100;
 
@@ -216,13 +219,26 @@ pub fn client_rooms<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
 
 /// The start of every event: the socket's session, after the rate limit. A socket over its
 /// rate for too long is disconnected; a disconnecting socket's events do nothing.
-pub fn begin<A: Adapter>(s: &SocketRef<A>) -> Result<SessionRef, AppError> {
+pub async fn begin<A: Adapter>(s: &SocketRef<A>) -> Result<SessionRef, AppError> {
     let ses = s
         .extensions
         .get::<SessionRef>()
         .ok_or_else(|| AppError::Internal("socket without session".into()))?;
-    // An event that arrives while the socket is disconnecting changes nothing (its answer is
-    // dropped by `Reply`).
+    // socketioxide marks a socket connected just after sending the CONNECT answer, and
+    // unconnected again the moment it starts to disconnect. An event seen while it is not
+    // connected is either racing the first step (wait a moment) or follows the client's own
+    // namespace disconnect: that one changes nothing, and `Reply` drops its answer.
+    if !s.connected() {
+        for _ in 0..CONNECT_SETTLE_TRIES {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if s.connected() {
+                break;
+            }
+        }
+        if !s.connected() {
+            ses.mark_closing();
+        }
+    }
     if ses.is_closing() {
         return Err(AppError::Unavailable("socket"));
     }
@@ -239,7 +255,7 @@ pub fn begin<A: Adapter>(s: &SocketRef<A>) -> Result<SessionRef, AppError> {
 
 /// Any event without a handler: `unknown_event`.
 async fn unknown_event<A: Adapter>(s: SocketRef<A>, reply: Reply<A>) {
-    let result = begin(&s).and_then(|_| Err::<(), _>(AppError::UnknownEvent));
+    let result = begin(&s).await.and_then(|_| Err::<(), _>(AppError::UnknownEvent));
     reply.send(&s, result);
 }
 

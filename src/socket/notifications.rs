@@ -48,7 +48,7 @@ pub async fn page(st: &AppState, user_id: &str, args: ListNotificationsArgs) -> 
 /// `listNotifications { limit?, before?, unreadOnly? }`.
 pub async fn list<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
     let result = async {
-        let ses = begin(&s)?;
+        let ses = begin(&s).await?;
         page(&st, &ses.user_id, parse(arg)?).await
     }
     .await;
@@ -71,7 +71,7 @@ pub async fn mark_read<A: Adapter>(
     io: SocketIo<A>,
 ) {
     let result = async {
-        let ses = begin(&s)?;
+        let ses = begin(&s).await?;
         let args: MarkReadArgs = parse(arg)?;
         let updated = service::mark_read(&st, &io, &ses.user_id, args.into_request()).await?;
         Ok(Updated { updated })

@@ -4,7 +4,10 @@
 
 use std::{convert::Infallible, sync::Arc, time::Instant};
 
-use serde::Serialize;
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{self, MapAccess, SeqAccess, Visitor},
+};
 use socketioxide::{
     adapter::Adapter,
     extract::{AckSender, Event, SocketRef, TryData},
@@ -31,8 +34,75 @@ impl<A: Adapter> FromMessageParts<A> for Args {
         {
             return Ok(Args(None));
         }
-        let TryData(parsed) = TryData::<serde_json::Value>::from_message_parts(s, v, ack)?;
-        Ok(Args(parsed.ok()))
+        let TryData(parsed) = TryData::<ArgValue>::from_message_parts(s, v, ack)?;
+        Ok(Args(parsed.ok().map(|a| a.0)))
+    }
+}
+
+/// A JSON value in which each binary attachment becomes `{ "_binary": <length> }`: binary
+/// data in a field the DTO ignores is ignored, and in a field it reads is a type error that
+/// names that field.
+struct ArgValue(serde_json::Value);
+
+impl<'de> Deserialize<'de> for ArgValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ArgVisitor)
+    }
+}
+
+struct ArgVisitor;
+
+impl<'de> Visitor<'de> for ArgVisitor {
+    type Value = ArgValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value or binary data")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<ArgValue, E> {
+        Ok(ArgValue(v.into()))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<ArgValue, E> {
+        Ok(ArgValue(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<ArgValue, E> {
+        Ok(ArgValue(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ArgValue, E> {
+        serde_json::Number::from_f64(v)
+            .map(|n| ArgValue(n.into()))
+            .ok_or_else(|| E::custom("number out of range"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<ArgValue, E> {
+        Ok(ArgValue(v.into()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<ArgValue, E> {
+        Ok(ArgValue(v.into()))
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<ArgValue, E> {
+        Ok(ArgValue(serde_json::json!({ "_binary": v.len() })))
+    }
+    fn visit_unit<E>(self) -> Result<ArgValue, E> {
+        Ok(ArgValue(serde_json::Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<ArgValue, E> {
+        Ok(ArgValue(serde_json::Value::Null))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<ArgValue, D::Error> {
+        ArgValue::deserialize(d)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<ArgValue, S::Error> {
+        let mut items = Vec::new();
+        while let Some(ArgValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(ArgValue(serde_json::Value::Array(items)))
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<ArgValue, M::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some((k, ArgValue(v))) = map.next_entry::<String, ArgValue>()? {
+            object.insert(k, v);
+        }
+        Ok(ArgValue(serde_json::Value::Object(object)))
     }
 }
 

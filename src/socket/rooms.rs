@@ -64,7 +64,7 @@ pub async fn join<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>,
 }
 
 async fn join_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<RoomRef> {
-    let ses = begin(s)?;
+    let ses = begin(s).await?;
     let room = client_room(parse(arg)?)?;
     check_claim(&ses, st, &room)?;
     if s.rooms().iter().any(|r| *r == room) {
@@ -99,7 +99,7 @@ pub async fn leave<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>
 }
 
 async fn leave_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<RoomRef> {
-    let ses = begin(s)?;
+    let ses = begin(s).await?;
     let room = client_room(parse(arg)?)?;
     require_member(s, &room)?;
     // Counted while the leaver is still in, as the join was: a room announces symmetrically.
@@ -159,7 +159,7 @@ async fn room_members<A: Adapter>(
     io: &SocketIo<A>,
     st: &AppState,
 ) -> Result<Members> {
-    begin(s)?;
+    begin(s).await?;
     let room = client_room(parse(arg)?)?;
     require_member(s, &room)?;
     Ok(Members {

@@ -27,12 +27,22 @@ pub struct Refreshed {
 /// `refreshToken { token }`: same `sub` required; the socket then expires with the new token,
 /// and the new `rooms` claim governs later joins.
 pub async fn refresh<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
-    let result = refresh_token(&s, arg, &st);
+    let result = refresh_token(&s, arg, &st).await;
     reply.send(&s, result);
 }
 
-fn refresh_token<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<Refreshed> {
-    let ses = begin(s)?;
+async fn refresh_token<A: Adapter>(
+    s: &SocketRef<A>,
+    arg: Option<serde_json::Value>,
+    st: &AppState,
+) -> Result<Refreshed> {
+    let ses = begin(s).await?;
+    // A token that is there but is no token (empty, a number) is a bad token, not bad input.
+    if let Some(t) = arg.as_ref().and_then(|a| a.get("token"))
+        && t.as_str().is_none_or(|t| t.is_empty())
+    {
+        return Err(AppError::InvalidToken);
+    }
     let args: RefreshTokenArgs = parse(arg)?;
     let token = args.token.unwrap_or_default();
     let claims = st.verifier.verify(&token).map_err(|e| match e {
