@@ -10,6 +10,7 @@ use std::{
 use axum::{
     extract::DefaultBodyLimit,
     http::{HeaderValue, Method, header},
+    serve::ListenerExt,
 };
 use socketioxide::{
     ParserConfig, SocketIo, SocketIoBuilder,
@@ -223,9 +224,18 @@ async fn finish<A: Adapter>(
         let _ = stopping_tx.send(watcher);
     };
     let mut server = tokio::spawn(
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(graceful)
-            .into_future(),
+        axum::serve(
+            // Small packets (acks, pings) go out at once: without TCP_NODELAY, Nagle's
+            // algorithm holds them for up to ~40 ms waiting for the peer's ACK.
+            listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(cause = %e, "could not set TCP_NODELAY");
+                }
+            }),
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .into_future(),
     );
     let closing = tokio::select! {
         res = &mut server => { res??; None }
