@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { launchChromium } from "./chromium.mjs";
 import { deleteRedisPrefix, redisUrl, requireRedis } from "./cluster-fixture.mjs";
 import { after, ack, before, connect, describe, io, it, startGateway, until, waitFor } from "./fixture.mjs";
 
@@ -16,8 +17,6 @@ const require = createRequire(import.meta.url);
 const bcrypt = require("bcryptjs");
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const uiDir = path.join(path.dirname(require.resolve("@socket.io/admin-ui/package.json")), "ui", "dist");
-const playwrightPath = path.join(root, "examples", "browser", "node_modules", "playwright-core", "index.mjs");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const PASSWORD = "admin-test-password";
 const ADMIN_ENV = { ADMIN_USERNAME: "admin", ADMIN_PASSWORD_HASH: bcrypt.hashSync(PASSWORD, 8) };
 
@@ -148,15 +147,8 @@ describe("the official admin UI in headless Chromium", () => {
   let gw;
   let browser;
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
     assert.ok(fs.existsSync(path.join(uiDir, "index.html")), "@socket.io/admin-ui is missing: npm ci in client-tests");
-    assert.ok(fs.existsSync(playwrightPath), "playwright-core is missing: npm ci in examples/browser");
-    const { chromium } = await import(playwrightPath);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     gw = await startGateway({ ...ADMIN_ENV, ADMIN_UI_DIR: uiDir });
   });
   after(async () => {

@@ -6,34 +6,18 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { launchChromium } from "./chromium.mjs";
 import { after, before, describe, it, startGateway } from "./fixture.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const demoDir = path.join(root, "examples", "browser", "public");
-const playwrightPath = path.join(root, "examples", "browser", "node_modules", "playwright-core", "index.mjs");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 describe("browser demo in headless Chromium", () => {
   let gw;
   let browser;
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`);
     assert.ok(fs.existsSync(path.join(demoDir, "app.js")), "the demo is not built: npm ci && npm run build in examples/browser");
-    assert.ok(fs.existsSync(playwrightPath), "playwright-core is missing: npm ci in examples/browser");
-    const { chromium } = await import(playwrightPath);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     gw = await startGateway({ DEMO_DIR: demoDir });
   });
   after(async () => {
