@@ -5,21 +5,10 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { io } from "socket.io-client";
 import msgpackParser from "socket.io-msgpack-parser";
-import { after, assertError, before, describe, it, startGateway } from "./fixture.mjs";
+import { after, assertError, before, describe, it, startGateway, waitFor } from "./fixture.mjs";
 
 const require = createRequire(import.meta.url);
 const ioV2 = require("socket.io-client-v2");
-
-/** Resolves once `event` fires, rejects after `ms`. */
-function once(socket, event, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
-    socket.once(event, (v) => {
-      clearTimeout(timer);
-      resolve(v);
-    });
-  });
-}
 
 /** Emits with an ack callback (2.x has no emitWithAck). */
 function call(socket, event, arg, ms = 5000) {
@@ -47,8 +36,8 @@ describe("socket.io-client 2.x (protocol v4)", () => {
     // 2.x has no `auth`: the token travels in the query, the handshake's third source.
     const s = ioV2(gw.url, { query: { token: gw.token(user) }, transports: ["websocket"], forceNew: true, reconnection: false });
     sockets.push(s);
-    const registered = once(s, "registered");
-    await once(s, "connect");
+    const registered = waitFor(s, "registered");
+    await waitFor(s, "connect");
     return { s, registered: await registered };
   };
 
@@ -58,7 +47,7 @@ describe("socket.io-client 2.x (protocol v4)", () => {
     assert.equal(alice.registered.userId, "alice-v2");
     assert.deepEqual(await call(alice.s, "joinRoom", { roomId: "legacy" }), { ok: true, data: { roomId: "legacy" } });
     assert.equal((await call(bob.s, "joinRoom", { roomId: "legacy" })).ok, true);
-    const got = once(bob.s, "newMessage");
+    const got = waitFor(bob.s, "newMessage");
     const sent = await call(alice.s, "sendMessage", { roomId: "legacy", text: "from 2.x" });
     assert.equal(sent.ok, true);
     assert.deepEqual(await got, sent.data);
@@ -87,8 +76,8 @@ describe("socket.io-msgpack-parser (PARSER=msgpack)", () => {
   const connectMsgpack = async (user, transports = ["websocket"]) => {
     const s = io(gw.url, { auth: { token: gw.token(user) }, parser: msgpackParser, transports, forceNew: true, reconnection: false });
     sockets.push(s);
-    const registered = once(s, "registered");
-    await once(s, "connect");
+    const registered = waitFor(s, "registered");
+    await waitFor(s, "connect");
     return { s, registered: await registered };
   };
 
@@ -100,7 +89,7 @@ describe("socket.io-msgpack-parser (PARSER=msgpack)", () => {
       assert.equal(alice.registered.userId, "alice-mp");
       assert.deepEqual(await alice.s.timeout(5000).emitWithAck("joinRoom", { roomId: room }), { ok: true, data: { roomId: room } });
       assert.equal((await bob.s.timeout(5000).emitWithAck("joinRoom", { roomId: room })).ok, true);
-      const got = once(bob.s, "newMessage");
+      const got = waitFor(bob.s, "newMessage");
       const sent = await alice.s.timeout(5000).emitWithAck("sendMessage", { roomId: room, text: "packed" });
       assert.equal(sent.ok, true);
       assert.deepEqual(await got, sent.data);
@@ -110,7 +99,7 @@ describe("socket.io-msgpack-parser (PARSER=msgpack)", () => {
   it("a bad token is refused with the contract's message", async () => {
     const s = io(gw.url, { auth: { token: "nope" }, parser: msgpackParser, transports: ["websocket"], forceNew: true, reconnection: false });
     sockets.push(s);
-    const err = await once(s, "connect_error");
+    const err = await waitFor(s, "connect_error");
     assert.equal(err.message, "invalid_token");
   });
 });

@@ -126,6 +126,32 @@ after(async () => {
 // "A notification: { id, userId, type, title, message, data, createdAt, read }. id … (UUIDv7) …
 // createdAt is RFC 3339 UTC with milliseconds" / "Created through POST /api/notifications: stored first,
 // then emitted as the event notification to the room user:<userId>"
+// Posts a backlog of 150 for a fresh user, then connects with the backlog's entry `cursorIndex` as
+// lastNotificationId while posting 15 more right after io() (in parallel with the handshake) and
+// 15 more as soon as the first catch-up notification arrives (created while the catch-up is being
+// sent, or after it). Resolves once all 30 are stored.
+async function catchUpUnderLoad(gw, transports, cursorIndex) {
+  const alice = `alice-${uid()}`;
+  const backlog = await postMany(gw, alice, 150, "backlog");
+  const early = [];
+  const late = [];
+  const fire = (into, k) => {
+    for (let i = 0; i < 15; i++) into.push(post(gw, alice, { title: `${k} ${i}` }));
+  };
+  const s = openLogged(gw, {
+    token: gw.token(alice),
+    transports,
+    auth: { lastNotificationId: backlog[cursorIndex].id },
+    onFirstNotification: () => fire(late, "late"),
+  });
+  fire(early, "early");
+  await s.registered;
+  const earlyN = await Promise.all(early);
+  await until(() => late.length === 15, 5000, "the first catch-up notification");
+  const lateN = await Promise.all(late);
+  return { backlog, s, earlyN, lateN };
+}
+
 describe("notification delivery", () => {
   it("POST /api/notifications answers 201 and every tab of the user gets it once; other users do not", async () => {
     const alice = `alice-${uid()}`;
@@ -485,28 +511,7 @@ for (const transports of TRANSPORTS) {
     // "Each socket receives each notification exactly once and in id order, including one created while that
     // socket's catch-up is being sent (it must neither be skipped nor repeated)."
     it("exactly once, in id order: 130 behind the cursor and 30 created during the handshake", async (t) => {
-      const alice = `alice-${uid()}`;
-      const backlog = await postMany(gw, alice, 150, "backlog");
-      const cursor = backlog[19].id;
-
-      // 15 fired right after io(), in parallel with the handshake; 15 more as soon as the first catch-up
-      // notification arrives (so they are created while the catch-up is being sent, or after it).
-      const early = [];
-      const late = [];
-      const fire = (into, k) => {
-        for (let i = 0; i < 15; i++) into.push(post(gw, alice, { title: `${k} ${i}` }));
-      };
-      const s = openLogged(gw, {
-        token: gw.token(alice),
-        transports,
-        auth: { lastNotificationId: cursor },
-        onFirstNotification: () => fire(late, "late"),
-      });
-      fire(early, "early");
-      await s.registered;
-      const earlyN = await Promise.all(early);
-      await until(() => late.length === 15, 5000, "the first catch-up notification");
-      const lateN = await Promise.all(late);
+      const { backlog, s, earlyN, lateN } = await catchUpUnderLoad(gw, transports, 19);
 
       // Every late one must arrive.
       const received = () => new Set(ids(notes(s.log)));
@@ -530,25 +535,7 @@ for (const transports of TRANSPORTS) {
     });
 
     it("exactly once, in id order: 10 behind the cursor and 30 created during the handshake all arrive", async () => {
-      const alice = `alice-${uid()}`;
-      const backlog = await postMany(gw, alice, 150, "backlog");
-      const cursor = backlog[139].id;
-      const early = [];
-      const late = [];
-      const fire = (into, k) => {
-        for (let i = 0; i < 15; i++) into.push(post(gw, alice, { title: `${k} ${i}` }));
-      };
-      const s = openLogged(gw, {
-        token: gw.token(alice),
-        transports,
-        auth: { lastNotificationId: cursor },
-        onFirstNotification: () => fire(late, "late"),
-      });
-      fire(early, "early");
-      await s.registered;
-      const earlyN = await Promise.all(early);
-      await until(() => late.length === 15, 5000, "the first catch-up notification");
-      const lateN = await Promise.all(late);
+      const { backlog, s, earlyN, lateN } = await catchUpUnderLoad(gw, transports, 139);
 
       const expected = [...backlog.slice(140), ...[...earlyN, ...lateN].sort((a, b) => (a.id < b.id ? -1 : 1))];
       await until(() => notes(s.log).length >= expected.length, 5000, `${expected.length} notifications`);
