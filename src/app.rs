@@ -26,6 +26,7 @@ use crate::{
     cluster::{Cluster, ManagedDriver},
     config::{Config, JwtKeySource, ParserKind},
     db::Db,
+    handshake_copy,
     http::{self, HttpState},
     secrets, socket,
     state::AppState,
@@ -160,6 +161,9 @@ type RedisAdapter = CustomRedisAdapter<Emitter, ManagedDriver>;
 
 /// Packets a socket may have queued for sending before emits to it fail (acks included).
 const SOCKET_SEND_BUFFER: usize = 1024;
+/// Initial WebSocket read buffer per socket (engineioxide's default is 4 KiB). Client packets
+/// are mostly small; a larger frame grows the buffer for as long as it is read.
+const WS_READ_BUFFER: usize = 1024;
 /// Most binary attachments one packet may announce.
 const MAX_ATTACHMENTS: usize = 32;
 /// How long a packet's announced attachments may take to arrive.
@@ -172,7 +176,8 @@ fn socket_io(state: &AppState) -> SocketIoBuilder {
         .max_payload(cfg.max_payload_bytes as u64)
         .ws_max_message_size(cfg.max_payload_bytes)
         .ws_max_frame_size(cfg.max_payload_bytes)
-        .max_buffer_size(SOCKET_SEND_BUFFER);
+        .max_buffer_size(SOCKET_SEND_BUFFER)
+        .ws_read_buffer_size(WS_READ_BUFFER);
     match cfg.parser {
         ParserKind::Msgpack => builder.with_parser(ParserConfig::msgpack()),
         // MAX_PAYLOAD_BYTES bounds a packet with its attachments too, not each frame alone;
@@ -198,6 +203,7 @@ async fn finish<A: Adapter>(
         io: io.clone(),
     })
     .layer(layer)
+    .layer(axum::middleware::map_request(handshake_copy::detach_handshake))
     .layer(DefaultBodyLimit::max(state.cfg.max_payload_bytes))
     .layer(cors(&state.cfg)?);
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
