@@ -36,6 +36,7 @@ pub mod config;
 pub mod db;
 pub mod dto;
 pub mod error;
+pub mod expiry;
 pub mod handshake_copy;
 pub mod http;
 pub mod limits;

@@ -8,6 +8,7 @@ use crate::{
     cluster::Cluster,
     config::Config,
     db::Db,
+    expiry::ExpirySchedule,
     limits::ConnectionLimits,
 };
 
@@ -26,6 +27,8 @@ pub struct Inner {
     pub db: Db,
     /// Token verification.
     pub verifier: Verifier,
+    /// When this node's sockets' tokens run out.
+    pub expiry: ExpirySchedule,
     /// Connection counters of this node.
     pub limits: Arc<ConnectionLimits>,
     /// Service keys accepted by the HTTP API.
@@ -70,6 +73,7 @@ impl AppState {
             cfg,
             db,
             verifier,
+            expiry: ExpirySchedule::default(),
             limits,
             api_keys,
             cluster,
@@ -78,6 +82,11 @@ impl AppState {
             admin_hub: std::sync::OnceLock::new(),
             create_locks,
         }))
+    }
+
+    /// When a token expiring at `exp` stops being accepted: `exp` plus the leeway.
+    pub fn expiry_deadline(&self, exp: u64) -> u64 {
+        exp.saturating_add(self.verifier.leeway_secs())
     }
 
     /// The lock stripe guarding notification creation for `user_id`.

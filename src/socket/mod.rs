@@ -94,6 +94,7 @@ async fn admit<A: Adapter>(
     }
     let rate = RateLimiter::new(st.cfg.event_rate_per_sec, st.cfg.event_burst, std::time::Instant::now());
     let user_id = claims.sub.clone();
+    st.expiry.add(st.expiry_deadline(claims.exp), s.id);
     s.extensions.insert::<SessionRef>(Session::new(claims, guard, rate));
     // Everything an early event needs is in place before the CONNECT answer leaves: socketioxide
     // runs the connect handler in a task of its own, after CONNECT is sent, so handlers set
@@ -267,6 +268,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
     };
     ses.mark_closing();
     ses.release();
+    st.expiry.remove(st.expiry_deadline(ses.grant().exp), s.id);
     admin::notify(&st, || AdminEvent::Disconnected {
         nsp: "/".into(),
         id: s.id.to_string(),
@@ -278,26 +280,40 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
     tracing::debug!(sid = %s.id, user = %ses.user_id, "disconnected");
 }
 
-/// Disconnects sockets whose token expired (plus leeway) without a refresh, and sockets idle
-/// for longer than `IDLE_TIMEOUT_SECS`. Runs until the server stops; one task per node.
+/// Disconnects sockets whose token expired (plus leeway) without a refresh, and, when
+/// `IDLE_TIMEOUT_SECS` is set, sockets idle for longer. Runs until the server stops; one task
+/// per node. Expiry looks only at the sockets the schedule says are due; the idle check has
+/// to look at every socket, so it runs only when an idle timeout is configured.
 pub async fn sweep<A: Adapter>(io: SocketIo<A>, st: AppState) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let leeway = st.verifier.leeway_secs();
     loop {
         tick.tick().await;
         let now = auth::now_secs();
         let Some(ns) = crate::service::default_ns(&io) else {
             return;
         };
+        for sid in st.expiry.take_due(now) {
+            let Some(s) = ns.get_socket(sid) else {
+                continue;
+            };
+            let Some(ses) = s.extensions.get::<SessionRef>() else {
+                continue;
+            };
+            if st.expiry_deadline(ses.grant().exp) < now {
+                tracing::debug!(sid = %s.id, user = %ses.user_id, "token expired: disconnecting");
+                let _ = s.disconnect();
+            }
+        }
+        let Some(limit) = st.cfg.idle_timeout else {
+            continue;
+        };
         for s in ns.sockets() {
             let Some(ses) = s.extensions.get::<SessionRef>() else {
                 continue;
             };
-            let expired = ses.grant().exp.saturating_add(leeway) < now;
-            let idle = st.cfg.idle_timeout.is_some_and(|limit| ses.idle_for() >= limit);
-            if expired || idle {
-                tracing::debug!(sid = %s.id, user = %ses.user_id, expired, idle, "disconnecting");
+            if ses.idle_for() >= limit {
+                tracing::debug!(sid = %s.id, user = %ses.user_id, "idle: disconnecting");
                 let _ = s.disconnect();
             }
         }

@@ -565,7 +565,12 @@ async fn ack_rtt(ctx: &Arc<Ctx>, n: usize, rate: f64, secs: u64, event: AckEvent
                         },
                         Ok(_) => {}
                     },
-                    _ = tick.tick(), if sending => {
+                    t = tick.tick(), if sending => {
+                        // A tick scheduled at or after the end sends nothing (the wait may
+                        // have started before the end).
+                        if t >= end {
+                            continue;
+                        }
                         let id = next_id;
                         next_id += 1;
                         pending.insert(id, Instant::now());
