@@ -155,6 +155,8 @@ const USAGE = `usage: node bench/run.mjs [options]
   --targets a,b       of ${TARGETS.map((t) => t.name).join(',')} (default: all; missing ones skipped)
   --scenarios a,b     of ${SCENARIOS.map((s) => s.name).join(',')} (default: all)
   --quick             much smaller sizes, to try the orchestrator (a few minutes)
+  --smoke             --quick, 1 round, unpinned, and exit 1 if any run lost or refused anything
+                      (the test command runs this so the harness cannot rot; speed is never checked)
   --no-build          skip the cargo builds and npm ci
   --no-pin            do not pin with taskset (not comparable with pinned figures)
   --out FILE          results JSON (default bench/results/<timestamp>.json; bench/results/ is git-ignored)
@@ -163,7 +165,7 @@ const USAGE = `usage: node bench/run.mjs [options]
 
 function parseArgs(argv) {
   const o = {
-    rounds: 3, targets: null, scenarios: null, quick: false, build: true, pin: true,
+    rounds: 3, targets: null, scenarios: null, quick: false, smoke: false, build: true, pin: true,
     out: null, basePort: 21100, keepLogs: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -180,6 +182,7 @@ function parseArgs(argv) {
       case '--targets': o.targets = list(); break;
       case '--scenarios': o.scenarios = list(); break;
       case '--quick': o.quick = true; break;
+      case '--smoke': o.smoke = true; o.quick = true; o.rounds = 1; o.pin = false; break;
       case '--no-build': o.build = false; break;
       case '--no-pin': o.pin = false; break;
       case '--out': o.out = path.resolve(val()); break;
@@ -713,7 +716,10 @@ async function main() {
   log(`results: ${rel(out)}`);
   const failures = doc.runs.filter((r) => !r.ok).length;
   if (failures) log(`${failures} run(s) failed`);
-  process.exitCode = failures ? 1 : 0;
+  // The smoke check: every run must have delivered everything it sent (never a speed check).
+  const lossy = opts.smoke ? doc.runs.filter((r) => r.ok && !r.lossless).length : 0;
+  if (lossy) log(`smoke: ${lossy} run(s) lost or refused something`);
+  process.exitCode = failures || lossy ? 1 : 0;
 }
 
 /** The fields that say what was lost, for the progress line. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of sio-gateway: the Rust unit and integration tests, then the black-box
-# client tests (node's test runner + socket.io-client) against the release binary.
+# Runs every test of sio-gateway: the Rust unit and integration tests, the black-box client
+# tests (node's test runner + socket.io-client) against the release binary, and the benchmark
+# harness's smoke mode.
 # Installs the client tests' npm dependencies itself. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,5 +35,12 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
 fi
 
 echo "== client tests (node --test, socket.io-client)"
-cd client-tests
-SIO_GATEWAY_BIN="$(pwd)/../target/release/sio-gateway" npm test
+(cd client-tests && SIO_GATEWAY_BIN="$(pwd)/../target/release/sio-gateway" npm test)
+
+# The benchmark harness in smoke mode (bench/README.md): small sizes, every target, unpinned;
+# fails only when a run lost or refused something, never because of speed.
+echo "== benchmark harness smoke (load generator, peers, orchestrator)"
+cargo build --quiet --release --manifest-path bench/loadgen/Cargo.toml
+cargo build --quiet --release --manifest-path bench/peers/bare/Cargo.toml
+(cd bench/peers/node && npm ci --no-audit --no-fund --loglevel=error)
+node bench/run.mjs --smoke --no-build --out "${TMPDIR:-/tmp}/sio-gateway-bench-smoke.json"
