@@ -207,6 +207,7 @@ async fn finish<A: Adapter>(
     .layer(DefaultBodyLimit::max(state.cfg.max_payload_bytes))
     .layer(cors(&state.cfg)?);
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
+    let checkpoints = state.db.start_checkpoints();
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
 
@@ -247,6 +248,9 @@ async fn finish<A: Adapter>(
         res = &mut server => { res??; None }
         closing = stopping_rx => closing.ok(),
     };
+    if let Some(checkpoints) = checkpoints {
+        checkpoints.abort();
+    }
     if let Some(closing) = closing {
         let deadline =
             tokio::time::Instant::now() + state.cfg.shutdown_timeout.saturating_sub(Duration::from_millis(250));
