@@ -2,14 +2,19 @@
 //! results per run. See bench/README.md.
 
 mod proto;
+mod scale;
 mod scenarios;
 mod stats;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The command line; `C` is the subcommand set (the scenarios see `Cli<Cmd>`).
 #[derive(Parser)]
-#[command(name = "loadgen", about = "Engine.IO v4 / Socket.IO v5 load generator for sio-gateway")]
-pub struct Cli {
+#[command(
+    name = "loadgen",
+    about = "Engine.IO v4 / Socket.IO v5 load generator for sio-gateway"
+)]
+pub struct Cli<C: Subcommand = Cmd> {
     /// Gateway base URL (http://host:port).
     #[arg(long, global = true, env = "BENCH_URL", default_value = "http://127.0.0.1:3000")]
     pub url: String,
@@ -17,7 +22,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "JWT_SECRET", default_value = "", hide_env_values = true)]
     pub secret: String,
     /// Service key for POST /api/emit and /api/notifications (one of the gateway's API_KEYS).
-    #[arg(long, global = true, env = "BENCH_API_KEY", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "BENCH_API_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub api_key: String,
     /// Server process id: RSS and CPU time are read from /proc/<pid>.
     #[arg(long, global = true)]
@@ -35,7 +46,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub smoke: bool,
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub cmd: C,
+}
+
+/// Every subcommand: the single-gateway scenarios and the scale scenario's receiver.
+#[derive(Subcommand)]
+pub enum AnyCmd {
+    #[command(flatten)]
+    Scenario(Cmd),
+    /// Scale scenario receiver: N sockets join a room on one node, count `tick`s (bench/scale.mjs).
+    FanoutRecv(scale::FanoutRecv),
 }
 
 #[derive(Clone, Copy, ValueEnum, Debug)]
@@ -114,14 +134,53 @@ pub enum Cmd {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::<AnyCmd>::parse();
     let rt = if cli.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads)
+            .enable_all()
+            .build()
     }
     .expect("tokio runtime");
     proto::now_us();
-    let code = rt.block_on(scenarios::run(cli));
+    let Cli {
+        url,
+        secret,
+        api_key,
+        pid,
+        threads,
+        user_prefix,
+        connect_in_flight,
+        smoke,
+        cmd,
+    } = cli;
+    let code = match cmd {
+        AnyCmd::Scenario(cmd) => {
+            let cli = Cli {
+                url,
+                secret,
+                api_key,
+                pid,
+                threads,
+                user_prefix,
+                connect_in_flight,
+                smoke,
+                cmd,
+            };
+            rt.block_on(scenarios::run(cli))
+        }
+        AnyCmd::FanoutRecv(args) => {
+            let opts = scale::Opts {
+                url,
+                secret,
+                user_prefix,
+                connect_in_flight,
+                smoke,
+            };
+            rt.block_on(scale::run(opts, args))
+        }
+    };
     std::process::exit(code);
 }
