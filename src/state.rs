@@ -7,7 +7,7 @@ use crate::{
     auth::Verifier,
     cluster::Cluster,
     config::Config,
-    db::Db,
+    db::{Db, summary_reader::SummaryReader},
     expiry::ExpirySchedule,
     limits::ConnectionLimits,
 };
@@ -27,6 +27,8 @@ pub struct Inner {
     pub db: Db,
     /// Token verification.
     pub verifier: Verifier,
+    /// Reads `registered`'s notification counts, batched under connect bursts.
+    pub summaries: SummaryReader,
     /// When this node's sockets' tokens run out.
     pub expiry: ExpirySchedule,
     /// Connection counters of this node.
@@ -69,10 +71,12 @@ impl AppState {
         };
         let limits = ConnectionLimits::new(cfg.max_total_connections, per_user);
         let create_locks = (0..CREATE_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
+        let summaries = SummaryReader::start(db.clone());
         Self(Arc::new(Inner {
             cfg,
             db,
             verifier,
+            summaries,
             expiry: ExpirySchedule::default(),
             limits,
             api_keys,

@@ -107,10 +107,19 @@ async fn check_notification_read_state(db: &Db) {
         );
     }
     let bobs = notifications::insert(db, note("bob", "b")).await.unwrap().id;
-    assert_eq!(notifications::unread_count(db, "alice").await.unwrap(), 4);
+    let alice = notifications::summary(db, "alice").await.unwrap();
+    assert_eq!((alice.unread, alice.latest_id.as_deref()), (4, Some(ids[3].as_str())));
+    let nobody = notifications::summary(db, "nobody").await.unwrap();
+    assert_eq!((nobody.unread, nobody.latest_id), (0, None));
+    let many = notifications::summaries(db, &["alice", "bob", "nobody"]).await.unwrap();
+    assert_eq!(many.len(), 2, "a user without notifications is absent");
     assert_eq!(
-        notifications::latest_id(db, "alice").await.unwrap().as_deref(),
-        Some(ids[3].as_str())
+        (many["alice"].unread, many["alice"].latest_id.as_deref()),
+        (4, Some(ids[3].as_str()))
+    );
+    assert_eq!(
+        (many["bob"].unread, many["bob"].latest_id.as_deref()),
+        (1, Some(bobs.as_str()))
     );
 
     let (updated, owned) = notifications::mark_read(db, "alice", &[ids[0].clone(), bobs.clone(), ids[0].clone()])
@@ -122,7 +131,7 @@ async fn check_notification_read_state(db: &Db) {
         .unwrap();
     assert_eq!(again, 0, "already read rows do not count");
     assert_eq!(
-        notifications::unread_count(db, "bob").await.unwrap(),
+        notifications::summary(db, "bob").await.unwrap().unread,
         1,
         "bob's stays unread"
     );
@@ -136,7 +145,7 @@ async fn check_notification_read_state(db: &Db) {
     assert!(all.last().unwrap().read);
 
     assert_eq!(notifications::mark_all_read(db, "alice").await.unwrap(), 3);
-    assert_eq!(notifications::unread_count(db, "alice").await.unwrap(), 0);
+    assert_eq!(notifications::summary(db, "alice").await.unwrap().unread, 0);
     assert!(matches!(
         notifications::page(db, "alice", Some(&bobs), 10, false).await,
         Err(AppError::NotFound)

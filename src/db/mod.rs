@@ -6,6 +6,7 @@
 
 pub mod messages;
 pub mod notifications;
+pub mod summary_reader;
 
 use std::{str::FromStr, time::Duration};
 
@@ -71,6 +72,10 @@ impl Db {
                 Backend::Postgres => 10,
             })
             .acquire_timeout(Duration::from_secs(5))
+            // A ping before each use costs a round trip to the connection's thread (SQLite)
+            // or to the server (PostgreSQL). A SQLite file does not go away under an open
+            // connection, so SQLite skips it; PostgreSQL keeps it to survive server restarts.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

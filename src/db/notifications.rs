@@ -1,5 +1,7 @@
 //! The `notifications` table: what backends posted for a user, and its read state.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::Row;
 
@@ -202,20 +204,47 @@ pub async fn mark_all_read(db: &Db, user_id: &str) -> Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// How many notifications of the user are unread.
-pub async fn unread_count(db: &Db, user_id: &str) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE user_id = $1 AND is_read = 0")
-        .bind(user_id)
-        .fetch_one(db.pool())
-        .await?;
-    Ok(row.try_get::<i64, _>("n")?)
+/// What `registered` tells about a user's notifications.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// How many are unread.
+    pub unread: i64,
+    /// The id of the newest one, if any.
+    pub latest_id: Option<String>,
 }
 
-/// The id of the user's newest notification, if any.
-pub async fn latest_id(db: &Db, user_id: &str) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT id FROM notifications WHERE user_id = $1 ORDER BY id DESC LIMIT 1")
-        .bind(user_id)
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row.map(|r| r.try_get("id")).transpose()?)
+/// The unread count and newest id of one user.
+pub async fn summary(db: &Db, user_id: &str) -> Result<Summary> {
+    let mut found = summaries(db, &[user_id]).await?;
+    Ok(found.remove(user_id).unwrap_or_default())
+}
+
+/// The unread count and newest id of each of `users` (at most a few dozen), in one query;
+/// users without notifications are absent from the map.
+pub async fn summaries(db: &Db, users: &[&str]) -> Result<HashMap<String, Summary>> {
+    if users.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let values: Vec<String> = (1..=users.len()).map(|i| format!("(${i})")).collect();
+    let sql = format!(
+        "SELECT u.column1 AS user_id, \
+                (SELECT COUNT(*) FROM notifications WHERE user_id = u.column1 AND is_read = 0) AS unread, \
+                (SELECT id FROM notifications WHERE user_id = u.column1 ORDER BY id DESC LIMIT 1) AS latest \
+         FROM (VALUES {}) AS u",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for user in users {
+        query = query.bind(*user);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let latest_id = row.try_get::<Option<String>, _>("latest")?;
+        let unread = row.try_get::<i64, _>("unread")?;
+        if latest_id.is_some() {
+            found.insert(row.try_get::<String, _>("user_id")?, Summary { unread, latest_id });
+        }
+    }
+    Ok(found)
 }

@@ -191,10 +191,8 @@ pub async fn on_connect<A: Adapter>(
 }
 
 async fn registered_counts(st: &AppState, user_id: &str) -> Result<(i64, Option<String>), AppError> {
-    Ok((
-        store::unread_count(&st.db, user_id).await?,
-        store::latest_id(&st.db, user_id).await?,
-    ))
+    let summary = st.summaries.summary(user_id).await?;
+    Ok((summary.unread, summary.latest_id))
 }
 
 /// The rooms of a socket as clients see them: without the socket's own id.
