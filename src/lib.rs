@@ -40,6 +40,7 @@ pub mod expiry;
 pub mod handshake_copy;
 pub mod http;
 pub mod limits;
+pub mod room_sizes;
 pub mod secrets;
 pub mod service;
 pub mod session;

@@ -62,6 +62,8 @@ pub struct Session {
     connected_at_ms: u64,
     /// Set when the disconnect began; later events are dropped.
     closing: std::sync::atomic::AtomicBool,
+    /// Client rooms this socket joined through `joinRoom` (counted in `RoomSizes`).
+    counted_rooms: Mutex<Vec<String>>,
 }
 
 /// The shared handle stored in socket extensions.
@@ -87,6 +89,7 @@ impl Session {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
             closing: std::sync::atomic::AtomicBool::new(false),
+            counted_rooms: Mutex::new(Vec::new()),
         })
     }
 
@@ -101,6 +104,27 @@ impl Session {
             exp: claims.exp,
             rooms: claims.rooms.clone(),
         };
+    }
+
+    /// Notes that the socket joined `room` through `joinRoom` and was counted in it.
+    pub fn count_room(&self, room: &str) {
+        self.counted_rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(room.to_string());
+    }
+
+    /// Forgets `room`; whether it had been counted.
+    pub fn uncount_room(&self, room: &str) -> bool {
+        let mut rooms = self.counted_rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let before = rooms.len();
+        rooms.retain(|r| r != room);
+        rooms.len() != before
+    }
+
+    /// Takes every counted room (at the disconnect).
+    pub fn take_counted_rooms(&self) -> Vec<String> {
+        std::mem::take(&mut *self.counted_rooms.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Connect time, milliseconds since the Unix epoch.

@@ -10,6 +10,7 @@ use crate::{
     db::{Db, summary_reader::SummaryReader},
     expiry::ExpirySchedule,
     limits::ConnectionLimits,
+    room_sizes::RoomSizes,
 };
 
 /// Number of stripes of the per-user notification lock.
@@ -29,6 +30,8 @@ pub struct Inner {
     pub verifier: Verifier,
     /// Reads `registered`'s notification counts, batched under connect bursts.
     pub summaries: SummaryReader,
+    /// Sockets of this node per client room, for the announcement threshold.
+    pub room_sizes: RoomSizes,
     /// When this node's sockets' tokens run out.
     pub expiry: ExpirySchedule,
     /// Connection counters of this node.
@@ -77,6 +80,7 @@ impl AppState {
             db,
             verifier,
             summaries,
+            room_sizes: RoomSizes::default(),
             expiry: ExpirySchedule::default(),
             limits,
             api_keys,

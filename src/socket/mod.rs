@@ -273,7 +273,11 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
         reason: admin::reason_name(reason).into(),
     });
     for room in client_rooms(&s) {
-        rooms::announce(&s, &st, &room, "userLeft", &ses.user_id).await;
+        let size = st.room_sizes.size(&room);
+        rooms::announce(&s, &st, &room, size, "userLeft", &ses.user_id).await;
+    }
+    for room in ses.take_counted_rooms() {
+        st.room_sizes.left(&room);
     }
     tracing::debug!(sid = %s.id, user = %ses.user_id, "disconnected");
 }

@@ -74,13 +74,15 @@ async fn join_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>,
         return Err(AppError::LimitExceeded);
     }
     s.join(room.clone());
+    let size = st.room_sizes.joined(&room);
+    ses.count_room(&room);
     admin::notify(st, || AdminEvent::RoomJoined {
         nsp: "/".into(),
         room: room.clone(),
         id: s.id.to_string(),
     });
     let _ = s.emit("joinedRoom", &RoomRef { room_id: room.clone() });
-    announce(s, st, &room, "userJoined", &ses.user_id).await;
+    announce(s, st, &room, size, "userJoined", &ses.user_id).await;
     Ok(RoomRef { room_id: room })
 }
 
@@ -103,8 +105,11 @@ async fn leave_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>
     let room = client_room(parse(arg)?)?;
     require_member(s, &room)?;
     // Counted while the leaver is still in, as the join was: a room announces symmetrically.
-    announce(s, st, &room, "userLeft", &ses.user_id).await;
+    announce(s, st, &room, st.room_sizes.size(&room), "userLeft", &ses.user_id).await;
     s.leave(room.clone());
+    if ses.uncount_room(&room) {
+        st.room_sizes.left(&room);
+    }
     admin::notify(st, || AdminEvent::RoomLeft {
         nsp: "/".into(),
         room: room.clone(),
@@ -114,15 +119,19 @@ async fn leave_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>
     Ok(RoomRef { room_id: room })
 }
 
-/// Sends `event { roomId, userId }` to the other sockets of the room, while the room (counted
-/// on this node, the socket included) has at most `ROOM_EVENTS_MAX_MEMBERS` sockets.
-pub async fn announce<A: Adapter>(s: &SocketRef<A>, st: &AppState, room: &str, event: &str, user_id: &str) {
+/// Sends `event { roomId, userId }` to the other sockets of the room, while the room's `size`
+/// (counted on this node, the socket included: see [`crate::room_sizes`]) is at most
+/// `ROOM_EVENTS_MAX_MEMBERS`.
+pub async fn announce<A: Adapter>(
+    s: &SocketRef<A>,
+    st: &AppState,
+    room: &str,
+    size: usize,
+    event: &str,
+    user_id: &str,
+) {
     let max = st.cfg.room_events_max_members;
-    if max == 0 {
-        return;
-    }
-    let count = s.local().within(room.to_string()).sockets().len();
-    if count > max {
+    if max == 0 || size > max {
         return;
     }
     if let Err(e) = s
