@@ -141,12 +141,12 @@ impl Sock {
                 }
             } else if let Some(rest) = t.strip_prefix("44") {
                 return Err(format!("connect_error {rest}"));
-            } else if t.starts_with("42") && connected {
-                if let In::Event(txt, r) = classify(t) {
-                    if &txt.as_str()[r] == "registered" {
-                        return Ok(s);
-                    }
-                }
+            } else if t.starts_with("42")
+                && connected
+                && let In::Event(txt, r) = classify(t)
+                && &txt.as_str()[r] == "registered"
+            {
+                return Ok(s);
             }
         }
     }
@@ -205,7 +205,10 @@ impl Sock {
     }
 
     pub async fn send(&mut self, text: String) -> Result<(), String> {
-        self.ws.send(Message::text(text)).await.map_err(|e| format!("send: {e}"))
+        self.ws
+            .send(Message::text(text))
+            .await
+            .map_err(|e| format!("send: {e}"))
     }
 
     async fn send_static(&mut self, text: &'static str) -> Result<(), String> {
@@ -220,14 +223,16 @@ impl Sock {
         self.send(format!("42{id}[\"{event}\",{arg}]")).await?;
         let fut = async {
             loop {
-                if let In::Ack(got, t) = self.recv().await? {
-                    if got == id {
-                        return Ok(t);
-                    }
+                if let In::Ack(got, t) = self.recv().await?
+                    && got == id
+                {
+                    return Ok(t);
                 }
             }
         };
-        tokio::time::timeout(within, fut).await.map_err(|_| format!("{event}: no ack"))?
+        tokio::time::timeout(within, fut)
+            .await
+            .map_err(|_| format!("{event}: no ack"))?
     }
 
     pub async fn close(mut self) {
@@ -246,18 +251,18 @@ pub fn classify(t: Utf8Bytes) -> In {
         let (_, json) = split_id(rest);
         let off = s.len() - json.len();
         // json = ["name",...]
-        if let Some(after) = json.strip_prefix("[\"") {
-            if let Some(end) = after.find('"') {
-                let start = off + 2;
-                return In::Event(t.clone(), start..start + end);
-            }
+        if let Some(after) = json.strip_prefix("[\"")
+            && let Some(end) = after.find('"')
+        {
+            let start = off + 2;
+            return In::Event(t.clone(), start..start + end);
         }
         return In::Nothing;
     }
-    if let Some(rest) = s.strip_prefix("43") {
-        if let (Some(id), _) = split_id(rest) {
-            return In::Ack(id, t.clone());
-        }
+    if let Some(rest) = s.strip_prefix("43")
+        && let (Some(id), _) = split_id(rest)
+    {
+        return In::Ack(id, t.clone());
     }
     In::Nothing
 }

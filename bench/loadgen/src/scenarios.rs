@@ -39,10 +39,16 @@ pub async fn run(cli: Cli) -> i32 {
     };
     let ctx = Arc::new(Ctx {
         target,
-        http: reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("http client"),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("http client"),
         api_key: cli.api_key.clone(),
         pid: cli.pid,
-        prefix: cli.user_prefix.clone().unwrap_or_else(|| format!("b{}-", std::process::id())),
+        prefix: cli
+            .user_prefix
+            .clone()
+            .unwrap_or_else(|| format!("b{}-", std::process::id())),
         gate: Arc::new(Semaphore::new(cli.connect_in_flight.max(1))),
     });
     let needs_key = matches!(cli.cmd, Cmd::Fanout { .. } | Cmd::NotifyLatency { .. } | Cmd::Smoke);
@@ -52,24 +58,61 @@ pub async fn run(cli: Cli) -> i32 {
     }
     let smoke = cli.smoke || matches!(cli.cmd, Cmd::Smoke);
     let (out, ok) = match cli.cmd {
-        Cmd::Hold { sockets, ramp_per_sec, hold_secs, per_user } => {
-            let (n, h) = if smoke { (sockets.min(20), hold_secs.min(1)) } else { (sockets, hold_secs) };
+        Cmd::Hold {
+            sockets,
+            ramp_per_sec,
+            hold_secs,
+            per_user,
+        } => {
+            let (n, h) = if smoke {
+                (sockets.min(20), hold_secs.min(1))
+            } else {
+                (sockets, hold_secs)
+            };
             hold(&ctx, n, ramp_per_sec, h, per_user).await
         }
         Cmd::ConnectRate { total, in_flight } => {
-            let (n, k) = if smoke { (total.min(50), in_flight.min(10)) } else { (total, in_flight) };
+            let (n, k) = if smoke {
+                (total.min(50), in_flight.min(10))
+            } else {
+                (total, in_flight)
+            };
             connect_rate(&ctx, n, k).await
         }
-        Cmd::Fanout { members, messages, size, rate, post_in_flight } => {
-            let (m, k, b) = if smoke { (members.min(20), messages.min(20), size.min(16)) } else { (members, messages, size) };
+        Cmd::Fanout {
+            members,
+            messages,
+            size,
+            rate,
+            post_in_flight,
+        } => {
+            let (m, k, b) = if smoke {
+                (members.min(20), messages.min(20), size.min(16))
+            } else {
+                (members, messages, size)
+            };
             fanout(&ctx, m, k, b, rate, post_in_flight).await
         }
-        Cmd::AckRtt { sockets, rate, secs, event, room_size } => {
-            let (n, r, s) = if smoke { (sockets.min(10), rate.min(50.0), secs.min(2)) } else { (sockets, rate, secs) };
+        Cmd::AckRtt {
+            sockets,
+            rate,
+            secs,
+            event,
+            room_size,
+        } => {
+            let (n, r, s) = if smoke {
+                (sockets.min(10), rate.min(50.0), secs.min(2))
+            } else {
+                (sockets, rate, secs)
+            };
             ack_rtt(&ctx, n, r, s, event, room_size).await
         }
         Cmd::NotifyLatency { rate, secs, users } => {
-            let (u, r, s) = if smoke { (users.min(10), rate.min(50.0), secs.min(2)) } else { (users, rate, secs) };
+            let (u, r, s) = if smoke {
+                (users.min(10), rate.min(50.0), secs.min(2))
+            } else {
+                (users, rate, secs)
+            };
             notify_latency(&ctx, u, r, s).await
         }
         Cmd::Smoke => smoke_all(&ctx).await,
@@ -90,7 +133,10 @@ async fn smoke_all(ctx: &Arc<Ctx>) -> (Value, bool) {
         ("connect_rate", connect_rate(ctx, 50, 10).await),
         ("fanout", fanout(ctx, 20, 20, 16, 0.0, 4).await),
         ("ack_rtt_typing", ack_rtt(ctx, 10, 50.0, 2, AckEvent::Typing, 5).await),
-        ("ack_rtt_sendMessage", ack_rtt(ctx, 10, 50.0, 2, AckEvent::SendMessage, 5).await),
+        (
+            "ack_rtt_sendMessage",
+            ack_rtt(ctx, 10, 50.0, 2, AckEvent::SendMessage, 5).await,
+        ),
         ("notify_latency", notify_latency(ctx, 10, 50.0, 2).await),
     ];
     for (name, (v, ok)) in runs {
@@ -131,9 +177,14 @@ impl Ready {
     async fn wait(&self, n: usize, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         while self.ok.load(Relaxed) + self.err.load(Relaxed) < n {
-            if timeout(deadline.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_millis(1)), self.notify.notified())
-                .await
-                .is_err()
+            if timeout(
+                deadline
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .max(Duration::from_millis(1)),
+                self.notify.notified(),
+            )
+            .await
+            .is_err()
                 && tokio::time::Instant::now() >= deadline
             {
                 break;
@@ -148,12 +199,25 @@ impl Ready {
 /// Connect with the shared handshake gate (at most `--connect-in-flight` at once).
 async fn connect_gated(ctx: &Ctx, user: &str) -> Result<Sock, String> {
     let _permit = ctx.gate.acquire().await.map_err(|e| e.to_string())?;
-    timeout(CONNECT_TIMEOUT, Sock::connect(&ctx.target, user)).await.map_err(|_| "handshake timeout".to_string())?
+    timeout(CONNECT_TIMEOUT, Sock::connect(&ctx.target, user))
+        .await
+        .map_err(|_| "handshake timeout".to_string())?
 }
 
 async fn join(s: &mut Sock, room: &str) -> Result<(), String> {
-    let t = s.call(1, "joinRoom", &format!("{{\"roomId\":\"{room}\"}}"), Duration::from_secs(10)).await?;
-    if ack_ok(&t) { Ok(()) } else { Err(format!("joinRoom: {t}")) }
+    let t = s
+        .call(
+            1,
+            "joinRoom",
+            &format!("{{\"roomId\":\"{room}\"}}"),
+            Duration::from_secs(10),
+        )
+        .await?;
+    if ack_ok(&t) {
+        Ok(())
+    } else {
+        Err(format!("joinRoom: {t}"))
+    }
 }
 
 async fn post(ctx: &Ctx, path: &str, body: String) -> Result<u16, String> {
@@ -178,7 +242,9 @@ fn round(x: f64) -> f64 {
 
 fn cpu_json(m: &CpuMeter, per: u64, per_name: &str) -> Value {
     let (server, me, wall) = m.stop();
-    let per_us = server.filter(|_| per > 0).map(|s| round(s as f64 * 1000.0 / per as f64));
+    let per_us = server
+        .filter(|_| per > 0)
+        .map(|s| round(s as f64 * 1000.0 / per as f64));
     json!({
         "server_cpu_ms": server,
         "loadgen_cpu_ms": me,
@@ -336,8 +402,15 @@ async fn fanout(ctx: &Arc<Ctx>, m: usize, k: usize, size: usize, rate: f64, post
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut handles = Vec::with_capacity(m);
     for i in 0..m {
-        let (ctx, ready, hist, received, complete, last_us, mut stop) =
-            (ctx.clone(), ready.clone(), hist.clone(), received.clone(), complete.clone(), last_us.clone(), stop_rx.clone());
+        let (ctx, ready, hist, received, complete, last_us, mut stop) = (
+            ctx.clone(),
+            ready.clone(),
+            hist.clone(),
+            received.clone(),
+            complete.clone(),
+            last_us.clone(),
+            stop_rx.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let user = format!("{}f{i}", ctx.prefix);
             let mut s = match connect_gated(&ctx, &user).await {
@@ -408,7 +481,10 @@ async fn fanout(ctx: &Arc<Ctx>, m: usize, k: usize, size: usize, rate: f64, post
         let permit = sem.clone().acquire_owned().await.unwrap();
         let (ctx, pad, posts_ok, post_err) = (ctx.clone(), pad.clone(), posts_ok.clone(), post_err.clone());
         tokio::spawn(async move {
-            let body = format!(r#"{{"event":"tick","room":"bench","data":{{"seq":{i},"t":{},"pad":"{pad}"}}}}"#, now_us());
+            let body = format!(
+                r#"{{"event":"tick","room":"bench","data":{{"seq":{i},"t":{},"pad":"{pad}"}}}}"#,
+                now_us()
+            );
             match post(&ctx, "/api/emit", body).await {
                 Ok(202) => {
                     posts_ok.fetch_add(1, Relaxed);
@@ -510,7 +586,11 @@ async fn ack_rtt(ctx: &Arc<Ctx>, n: usize, rate: f64, secs: u64, event: AckEvent
         handles.push(tokio::spawn(async move {
             let mut tally = AckTally::default();
             let user = format!("{}a{i}", ctx.prefix);
-            let room = if room_size == 0 || room_size >= n { format!("bench-{tag}") } else { format!("bench-{tag}-{}", i / room_size) };
+            let room = if room_size == 0 || room_size >= n {
+                format!("bench-{tag}")
+            } else {
+                format!("bench-{tag}-{}", i / room_size)
+            };
             let mut s = match connect_gated(&ctx, &user).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -641,7 +721,13 @@ async fn notify_latency(ctx: &Arc<Ctx>, users: usize, rate: f64, secs: u64) -> (
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut handles = Vec::with_capacity(users);
     for u in 0..users {
-        let (ctx, ready, hist, received, mut stop) = (ctx.clone(), ready.clone(), hist.clone(), received.clone(), stop_rx.clone());
+        let (ctx, ready, hist, received, mut stop) = (
+            ctx.clone(),
+            ready.clone(),
+            hist.clone(),
+            received.clone(),
+            stop_rx.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let mut seqs: Vec<u64> = Vec::new();
             let mut bad = 0u64;

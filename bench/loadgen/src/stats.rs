@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 /// Log-linear histogram: exact below 2048 µs, then 1024 sub-buckets per power of two.
+#[derive(Default)]
 pub struct Hist {
     buckets: Vec<u64>,
     count: u64,
@@ -12,12 +13,6 @@ pub struct Hist {
 
 const LINEAR: u64 = 2048;
 const SUB: u64 = 1024;
-
-impl Default for Hist {
-    fn default() -> Self {
-        Hist { buckets: Vec::new(), count: 0, max: 0, sum: 0 }
-    }
-}
 
 impl Hist {
     fn index(v: u64) -> usize {

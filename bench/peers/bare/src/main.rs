@@ -577,7 +577,12 @@ async fn main() {
         messages: Mutex::default(),
         notifications: tokio::sync::Mutex::default(),
     });
-    let (layer, io) = SocketIo::builder().with_state(app.clone()).build_layer();
+    // The same per-socket send buffer as the gateway (socketioxide's default is 128 packets):
+    // with the default, saturating fan-outs overflow it and the comparison would count drops.
+    let (layer, io) = SocketIo::builder()
+        .with_state(app.clone())
+        .max_buffer_size(1024)
+        .build_layer();
     io.ns("/", on_connect.with(authenticate));
 
     let router = Router::new()
