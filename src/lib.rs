@@ -21,6 +21,9 @@
 //! - [`http`]: the HTTP API and its extractors.
 //! - [`error`]: the one error enum and its two wire forms.
 //! - [`limits`]: connection counters and the per-socket event rate.
+//! - [`expiry`], [`room_sizes`], [`handshake_copy`]: bookkeeping kept cheap on purpose — token
+//!   deadlines in order, per-room socket counts, handshake requests copied out of hyper's
+//!   read buffer (see BENCHMARKS.md for what each one saves).
 //! - [`cluster`]: several nodes over Redis (adapter driver, notification fan-out, members,
 //!   per-user limit).
 //! - [`admin`]: the server side of the Socket.IO admin UI on `/admin`.

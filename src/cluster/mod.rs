@@ -44,6 +44,8 @@ pub struct Cluster {
     driver: ManagedDriver,
     pending: Mutex<BTreeMap<u64, mpsc::Sender<serde_json::Value>>>,
     next_request: std::sync::atomic::AtomicU64,
+    /// Slot releases that failed since the last heartbeat (reported there, once).
+    failed_releases: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -159,6 +161,7 @@ impl Cluster {
             driver,
             pending: Mutex::default(),
             next_request: Default::default(),
+            failed_releases: Default::default(),
         }))
     }
 
@@ -221,7 +224,10 @@ impl Cluster {
             .invoke_async(&mut conn)
             .await;
         if let Err(e) = res {
-            tracing::warn!(cause = %e, "could not release a connection slot in redis (it expires with this node's heartbeat)");
+            // A mass disconnect can time out thousands of these at once: counted here and
+            // reported once per heartbeat instead of one warning per socket.
+            self.failed_releases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(cause = %e, "could not release a connection slot in redis");
         }
     }
 
@@ -353,6 +359,14 @@ impl Cluster {
     }
 
     async fn heartbeat(&self) {
+        let failed = self.failed_releases.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                "connection slot releases failed in redis (timed out or redis away): those users' \
+                 per-user counts on this node may stay high until it restarts"
+            );
+        }
         let mut conn = self.driver.conn();
         let res: Result<(), _> = redis::pipe()
             .zadd(self.nodes_key(), &self.node_id, now_ms())
