@@ -53,6 +53,12 @@ export function closeAllSockets() {
   openSockets.clear();
 }
 
+// Closes `socket` (opened some other way than connect()) after the current test too.
+export function closeAfterTest(socket) {
+  openSockets.add(socket);
+  return socket;
+}
+
 // it(name, [options], fn): node:test's it, printing gateway logs when the test fails
 // and closing the sockets the test opened.
 export function it(name, optsOrFn, maybeFn) {

@@ -5,25 +5,12 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import {
-  describe, it as fixtureIt, before, after, startGateway, io, connect, connectAndRegistered, connectError, ack,
+  describe, it, closeAfterTest, before, after, startGateway, io, connect, connectAndRegistered, connectError, ack,
   waitFor, collect, noEvent, until, sleep, uid, nowSecs, assertOk, cliToken, UUID_V7, ISO_MS,
 } from "./fixture.mjs";
 
 // ---------------------------------------------------------------------------
 // Helpers of this file
-
-// Sockets this file opens with plain io() are closed after each test (fixture's it closes its own).
-const mySockets = new Set();
-function it(name, fn) {
-  return fixtureIt(name, async (t) => {
-    try {
-      return await fn(t);
-    } finally {
-      for (const s of mySockets) s.close();
-      mySockets.clear();
-    }
-  });
-}
 
 // One HTTP request; resolves with { status, headers, text, body (parsed JSON or undefined) }.
 // json: sent as application/json; body: sent as is, with contentType if given.
@@ -758,7 +745,7 @@ describe("README: notifications for backend developers", () => {
 
     // The Node listener of the README.
     const socket = io(gwz.url, { auth: { token: ALICE, lastNotificationId: null } });
-    mySockets.add(socket);
+    closeAfterTest(socket);
     const log = [];
     const unread = [];
     socket.on("registered", (r) => {

@@ -4,25 +4,12 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import {
-  describe, it as fixtureIt, before, after, TRANSPORTS, startGateway, io, connect, connectAndRegistered, ack,
+  describe, it, closeAfterTest, before, after, TRANSPORTS, startGateway, io, connect, connectAndRegistered, ack,
   waitFor, collect, noEvent, until, sleep, uid, assertOk, assertError, assertDetails, UUID_V7, ISO_MS,
 } from "./fixture.mjs";
 
 // ---------------------------------------------------------------------------
 // Helpers of this file
-
-// Sockets opened by openLogged() are closed after each test (fixture's it closes its own).
-const mySockets = new Set();
-function it(name, fn) {
-  return fixtureIt(name, async (t) => {
-    try {
-      return await fn(t);
-    } finally {
-      for (const s of mySockets) s.close();
-      mySockets.clear();
-    }
-  });
-}
 
 // One HTTP request; resolves with { status, headers, text, body (parsed JSON or undefined) }.
 async function api(gw, method, path, { auth, json } = {}) {
@@ -71,7 +58,7 @@ function openLogged(gw, { token, transports = ["websocket"], auth = {}, onFirstN
     auth: { token, ...auth },
     transports,
   });
-  mySockets.add(socket);
+  closeAfterTest(socket);
   const log = [];
   socket.on("notification", (n) => {
     log.push({ event: "notification", n, at: performance.now() });

@@ -98,6 +98,11 @@ impl Session {
         self.grant.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Expiry of the current token, seconds since the epoch (without cloning the grant).
+    pub fn expires_at(&self) -> u64 {
+        self.grant.lock().unwrap_or_else(|e| e.into_inner()).exp
+    }
+
     /// Replaces the grant after a successful `refreshToken`.
     pub fn refresh(&self, claims: &Claims) {
         *self.grant.lock().unwrap_or_else(|e| e.into_inner()) = Grant {

@@ -266,7 +266,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
     };
     ses.mark_closing();
     ses.release();
-    st.expiry.remove(st.expiry_deadline(ses.grant().exp), s.id);
+    st.expiry.remove(st.expiry_deadline(ses.expires_at()), s.id);
     admin::notify(&st, || AdminEvent::Disconnected {
         nsp: "/".into(),
         id: s.id.to_string(),
@@ -302,7 +302,7 @@ pub async fn sweep<A: Adapter>(io: SocketIo<A>, st: AppState) {
             let Some(ses) = s.extensions.get::<SessionRef>() else {
                 continue;
             };
-            if st.expiry_deadline(ses.grant().exp) < now {
+            if st.expiry_deadline(ses.expires_at()) < now {
                 tracing::debug!(sid = %s.id, user = %ses.user_id, "token expired: disconnecting");
                 let _ = s.disconnect();
             }

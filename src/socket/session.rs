@@ -52,7 +52,7 @@ async fn refresh_token<A: Adapter>(
     if claims.sub != ses.user_id {
         return Err(AppError::InvalidToken);
     }
-    let old_deadline = st.expiry_deadline(ses.grant().exp);
+    let old_deadline = st.expiry_deadline(ses.expires_at());
     ses.refresh(&claims);
     st.expiry.remove(old_deadline, s.id);
     st.expiry.add(st.expiry_deadline(claims.exp), s.id);

@@ -6,15 +6,24 @@ mod scale;
 mod scenarios;
 mod stats;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// The command line; `C` is the subcommand set (the scenarios see `Cli<Cmd>`).
+/// The command line: the options every subcommand shares, and the subcommand.
 #[derive(Parser)]
 #[command(
     name = "loadgen",
     about = "Engine.IO v4 / Socket.IO v5 load generator for sio-gateway"
 )]
-pub struct Cli<C: Subcommand = Cmd> {
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub cmd: AnyCmd,
+}
+
+/// Options shared by every subcommand.
+#[derive(Args)]
+pub struct Common {
     /// Gateway base URL (http://host:port).
     #[arg(long, global = true, env = "BENCH_URL", default_value = "http://127.0.0.1:3000")]
     pub url: String,
@@ -45,8 +54,6 @@ pub struct Cli<C: Subcommand = Cmd> {
     /// Tiny sizes, a couple of seconds; exit non-zero if anything was lost.
     #[arg(long, global = true)]
     pub smoke: bool,
-    #[command(subcommand)]
-    pub cmd: C,
 }
 
 /// Every subcommand: the single-gateway scenarios and the scale scenario's receiver.
@@ -134,53 +141,20 @@ pub enum Cmd {
 }
 
 fn main() {
-    let cli = Cli::<AnyCmd>::parse();
-    let rt = if cli.threads <= 1 {
+    let Cli { common, cmd } = Cli::parse();
+    let rt = if common.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.threads)
+            .worker_threads(common.threads)
             .enable_all()
             .build()
     }
     .expect("tokio runtime");
     proto::now_us();
-    let Cli {
-        url,
-        secret,
-        api_key,
-        pid,
-        threads,
-        user_prefix,
-        connect_in_flight,
-        smoke,
-        cmd,
-    } = cli;
     let code = match cmd {
-        AnyCmd::Scenario(cmd) => {
-            let cli = Cli {
-                url,
-                secret,
-                api_key,
-                pid,
-                threads,
-                user_prefix,
-                connect_in_flight,
-                smoke,
-                cmd,
-            };
-            rt.block_on(scenarios::run(cli))
-        }
-        AnyCmd::FanoutRecv(args) => {
-            let opts = scale::Opts {
-                url,
-                secret,
-                user_prefix,
-                connect_in_flight,
-                smoke,
-            };
-            rt.block_on(scale::run(opts, args))
-        }
+        AnyCmd::Scenario(cmd) => rt.block_on(scenarios::run(common, cmd)),
+        AnyCmd::FanoutRecv(args) => rt.block_on(scale::run(common, args)),
     };
     std::process::exit(code);
 }

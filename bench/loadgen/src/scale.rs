@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{sleep, sleep_until, timeout};
 
+use crate::Common;
 use crate::proto::{Sock, Target, ack_ok, find_u64};
 use crate::stats::{Hist, cpu_ms, rss_kib};
 
@@ -52,15 +53,6 @@ pub struct FanoutRecv {
     /// Bound on the counting phase (after the ready marker), in seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_secs: u64,
-}
-
-/// The global options this subcommand uses.
-pub struct Opts {
-    pub url: String,
-    pub secret: String,
-    pub user_prefix: Option<String>,
-    pub connect_in_flight: usize,
-    pub smoke: bool,
 }
 
 /// Wall-clock microseconds since the Unix epoch.
@@ -119,7 +111,7 @@ fn write_atomic(path: &Path, v: &Value) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-pub async fn run(opts: Opts, a: FanoutRecv) -> i32 {
+pub async fn run(opts: Common, a: FanoutRecv) -> i32 {
     if opts.secret.is_empty() {
         eprintln!("loadgen: --secret (or JWT_SECRET) is required");
         return 2;

@@ -11,7 +11,7 @@ use tokio::time::{MissedTickBehavior, sleep, sleep_until, timeout};
 
 use crate::proto::{In, Sock, Target, ack_ok, find_u64, now_us};
 use crate::stats::{CpuMeter, Hist, rss_kib};
-use crate::{AckEvent, Cli, Cmd};
+use crate::{AckEvent, Cmd, Common};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -25,7 +25,7 @@ pub struct Ctx {
     gate: Arc<Semaphore>,
 }
 
-pub async fn run(cli: Cli) -> i32 {
+pub async fn run(cli: Common, cmd: Cmd) -> i32 {
     if cli.secret.is_empty() {
         eprintln!("loadgen: --secret (or JWT_SECRET) is required");
         return 2;
@@ -51,13 +51,13 @@ pub async fn run(cli: Cli) -> i32 {
             .unwrap_or_else(|| format!("b{}-", std::process::id())),
         gate: Arc::new(Semaphore::new(cli.connect_in_flight.max(1))),
     });
-    let needs_key = matches!(cli.cmd, Cmd::Fanout { .. } | Cmd::NotifyLatency { .. } | Cmd::Smoke);
+    let needs_key = matches!(cmd, Cmd::Fanout { .. } | Cmd::NotifyLatency { .. } | Cmd::Smoke);
     if needs_key && ctx.api_key.is_empty() {
         eprintln!("loadgen: --api-key (or BENCH_API_KEY) is required for this scenario");
         return 2;
     }
-    let smoke = cli.smoke || matches!(cli.cmd, Cmd::Smoke);
-    let (out, ok) = match cli.cmd {
+    let smoke = cli.smoke || matches!(cmd, Cmd::Smoke);
+    let (out, ok) = match cmd {
         Cmd::Hold {
             sockets,
             ramp_per_sec,
