@@ -4,6 +4,7 @@
 use std::{
     future::{Future, IntoFuture},
     net::SocketAddr,
+    sync::Arc,
     time::Duration,
 };
 
@@ -23,12 +24,12 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::{
     admin, auth,
-    cluster::{Cluster, ManagedDriver},
+    cluster::{self, Cluster, ManagedDriver},
     config::{Config, JwtKeySource, ParserKind},
-    db::Db,
-    handshake_copy,
+    db::{Db, notifications::Notification},
+    delivery, handshake_copy,
     http::{self, HttpState},
-    secrets, socket,
+    secrets, service, socket,
     state::AppState,
     telemetry,
 };
@@ -146,13 +147,41 @@ pub async fn serve(
                     .await
                     .map_err(|e| format!("redis adapter (/admin): {e}"))?;
             }
+            let local = Arc::new(LocalView {
+                io: io.clone(),
+                state: state.clone(),
+            });
             cluster
                 .clone()
-                .run(io.clone())
+                .run(local)
                 .await
                 .map_err(|e| format!("redis subscribe: {e}"))?;
             finish(state, io, layer, listener, shutdown).await
         }
+    }
+}
+
+/// What this node tells and takes from the others (see [`cluster::LocalNode`]).
+struct LocalView<A: Adapter> {
+    io: SocketIo<A>,
+    state: AppState,
+}
+
+impl<A: Adapter> cluster::LocalNode for LocalView<A> {
+    fn notification(&self, notification: Notification, prev: Option<String>) {
+        let sockets = delivery::deliver(&self.state, &self.io, &notification, prev.as_deref());
+        telemetry::record_notification_delivered(sockets);
+    }
+
+    fn room_members(&self, room: &str) -> cluster::MemberCounts {
+        service::room_members(&self.io, room)
+            .into_iter()
+            .map(|m| (m.user_id, m.connections))
+            .collect()
+    }
+
+    fn sockets(&self) -> serde_json::Value {
+        serde_json::to_value(admin::serialize::local_sockets(&self.io)).unwrap_or_default()
     }
 }
 
@@ -207,6 +236,7 @@ async fn finish<A: Adapter>(
     .layer(DefaultBodyLimit::max(state.cfg.max_payload_bytes))
     .layer(cors(&state.cfg)?);
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
+    let repairs = tokio::spawn(delivery::run(io.clone(), state.clone()));
     let checkpoints = state.db.start_checkpoints();
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
@@ -267,6 +297,7 @@ async fn finish<A: Adapter>(
         state.db.close().await;
     }
     sweeper.abort();
+    repairs.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -17,6 +17,8 @@
 //! - [`session`]: per-socket state, including the notification delivery gate.
 //! - [`dto`]: request DTOs and their validation, shared by both transports.
 //! - [`service`]: operations shared by socket events and HTTP (store, then emit).
+//! - [`delivery`]: notifications to this node's sockets, exactly once and in order, with the
+//!   repair loop that reads from the database whatever a socket missed.
 //! - [`db`]: SQLite/PostgreSQL storage, one module per table.
 //! - [`http`]: the HTTP API and its extractors.
 //! - [`error`]: the one error enum and its two wire forms.
@@ -37,6 +39,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod dto;
 pub mod error;
 pub mod expiry;

@@ -8,6 +8,7 @@ use socketioxide::{SocketIo, adapter::Adapter, operators::BroadcastOperators};
 
 use crate::{
     db::notifications::{self, NewNotification, Notification},
+    delivery,
     dto::{EmitArgs, MarkRead},
     error::{AppError, Result},
     session::{SessionRef, user_room},
@@ -21,35 +22,28 @@ pub fn default_ns<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>>
     io.of("/")
 }
 
-/// Stores a notification, then delivers it to every socket of the user on this node.
+/// Stores a notification, then delivers it to every socket of the user on this node and
+/// queues it for the other nodes (without waiting for Redis).
 ///
-/// Creation is serialised per user on this node, so a user's sockets see ids in order.
+/// Creation is serialised per user on this node, so this node's sockets usually see ids in
+/// order without a repair; the store's ordering rule makes it exact across nodes.
 pub async fn create_notification<A: Adapter>(
     st: &AppState,
     io: &SocketIo<A>,
     new: NewNotification,
 ) -> Result<Notification> {
-    let _order = st.create_lock(&new.user_id).lock().await;
-    let n = notifications::insert(&st.db, new).await?;
+    let stored = {
+        let _order = st.create_lock(&new.user_id).lock().await;
+        let stored = notifications::insert(&st.db, new).await?;
+        let sockets = delivery::deliver(st, io, &stored.notification, stored.prev.as_deref());
+        telemetry::record_notification_delivered(sockets);
+        stored
+    };
     telemetry::record_notification_created();
-    let sockets = deliver_notification(io, &n);
-    telemetry::record_notification_delivered(sockets);
     if let Some(cluster) = &st.cluster {
-        cluster.publish_notification(&n).await;
+        cluster.publish_notification(&stored);
     }
-    Ok(n)
-}
-
-/// Hands a stored notification to each local socket of its user, through the socket's
-/// delivery gate (see [`crate::session::Session::deliver`]). Returns how many sockets took it.
-pub fn deliver_notification<A: Adapter>(io: &SocketIo<A>, n: &Notification) -> usize {
-    let Some(ns) = default_ns(io) else { return 0 };
-    ns.local()
-        .within(user_room(&n.user_id))
-        .sockets()
-        .iter()
-        .filter(|s| s.extensions.get::<SessionRef>().is_some_and(|ses| ses.deliver(s, n)))
-        .count()
+    Ok(stored.notification)
 }
 
 /// The payload of `notificationsRead`.

@@ -4,7 +4,6 @@
 //! repeats.
 
 use std::{
-    collections::HashSet,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -37,14 +36,36 @@ pub struct Grant {
     pub rooms: Option<Vec<String>>,
 }
 
+/// Most live notifications held while a socket registers; past it they are dropped and read
+/// back from the database once the gate opens (they are all stored).
+const MAX_HELD: usize = 1024;
+
 /// Where notification delivery to this socket stands.
 enum Delivery {
-    /// Catch-up (or the `registered` step) is running: live notifications wait here.
-    Gated(Vec<Notification>),
-    /// Live notifications go straight to the socket, except those the catch-up already sent
-    /// (sorted ids, at most the catch-up's 100): a notification stored just before the
-    /// catch-up query can have its live delivery arrive after the gate opened.
-    Open(Vec<String>),
+    /// Catch-up (or the `registered` step) is running: live notifications wait here, each with
+    /// the id of its predecessor. `overflowed` says some were dropped for space.
+    Gated {
+        held: Vec<(Notification, Option<String>)>,
+        overflowed: bool,
+    },
+    /// Registered. `cursor` is the newest notification the socket has (or the user's newest
+    /// when `registered` was sent); `behind` says it may lack newer ones (a gap in the live
+    /// stream, or an emit that failed) until the repair loop reads them from the database.
+    Open { cursor: Option<String>, behind: bool },
+}
+
+/// What became of a live notification handed to a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// Queued on the socket.
+    Sent,
+    /// Held until the socket has registered.
+    Held,
+    /// The socket already has it.
+    Duplicate,
+    /// Not sent: the socket misses something before it, or the emit failed. The repair loop
+    /// must bring the socket up to date from the database.
+    Behind,
 }
 
 /// Everything the gateway knows about one connected socket.
@@ -81,7 +102,10 @@ impl Session {
             }),
             guard,
             rate: Mutex::new(rate),
-            delivery: Mutex::new(Delivery::Gated(Vec::new())),
+            delivery: Mutex::new(Delivery::Gated {
+                held: Vec::new(),
+                overflowed: false,
+            }),
             last_event_ms: AtomicU64::new(0),
             epoch: now,
             connected_at_ms: std::time::SystemTime::now()
@@ -166,33 +190,131 @@ impl Session {
         self.epoch.elapsed().saturating_sub(last)
     }
 
-    /// Hands a live notification to this socket: sent now, or held while the gate is closed.
-    pub fn deliver<A: Adapter>(&self, socket: &SocketRef<A>, n: &Notification) -> bool {
-        let mut d = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
+    /// Hands a live notification, whose user's previous notification is `prev`, to this
+    /// socket: sent when it follows what the socket has, held while the socket registers,
+    /// otherwise left to the repair loop ([`Handed::Behind`]). Never sends one after a newer one.
+    pub fn deliver<A: Adapter>(&self, socket: &SocketRef<A>, n: &Notification, prev: Option<&str>) -> Handed {
+        let mut d = self.delivery();
         match &mut *d {
-            Delivery::Gated(held) => {
-                held.push(n.clone());
-                true
+            Delivery::Gated { held, overflowed } => {
+                if held.len() < MAX_HELD {
+                    held.push((n.clone(), prev.map(str::to_string)));
+                } else {
+                    *overflowed = true;
+                }
+                Handed::Held
             }
-            Delivery::Open(caught_up) if caught_up.binary_search(&n.id).is_ok() => true,
-            // Emitting only queues the packet on the socket; nothing awaits under the lock.
-            Delivery::Open(_) => socket.emit("notification", n).is_ok(),
+            Delivery::Open { cursor, .. } if cursor.as_deref().is_some_and(|c| n.id.as_str() <= c) => Handed::Duplicate,
+            Delivery::Open { behind: true, .. } => Handed::Behind,
+            Delivery::Open { cursor, behind } => {
+                // Emitting only queues the packet on the socket; nothing awaits under the lock.
+                if cursor.as_deref() == prev && socket.emit("notification", n).is_ok() {
+                    *cursor = Some(n.id.clone());
+                    Handed::Sent
+                } else {
+                    *behind = true;
+                    Handed::Behind
+                }
+            }
         }
     }
 
-    /// Opens the gate: sends the held notifications that catch-up did not already send, in id
-    /// order, then lets live ones through.
-    pub fn open_delivery<A: Adapter>(&self, socket: &SocketRef<A>, already_sent: &HashSet<String>) {
-        let mut caught_up: Vec<String> = already_sent.iter().cloned().collect();
-        caught_up.sort_unstable();
-        let mut d = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
-        if let Delivery::Gated(held) = std::mem::replace(&mut *d, Delivery::Open(caught_up)) {
-            let mut held = held;
-            held.sort_by(|a, b| a.id.cmp(&b.id));
-            held.dedup_by(|a, b| a.id == b.id);
-            for n in held.iter().filter(|n| !already_sent.contains(&n.id)) {
-                let _ = socket.emit("notification", n);
+    /// Opens the gate once `registered` (announcing `cursor`, the user's newest id then) is
+    /// out: the held notifications newer than `cursor` follow in id order as far as they
+    /// continue it. Returns whether the socket is behind (the repair loop takes over).
+    pub fn open_delivery<A: Adapter>(&self, socket: &SocketRef<A>, cursor: Option<String>) -> bool {
+        let mut d = self.delivery();
+        let gated = std::mem::replace(&mut *d, Delivery::Open { cursor, behind: false });
+        let Delivery::Gated { mut held, overflowed } = gated else {
+            return false;
+        };
+        let Delivery::Open { cursor, behind } = &mut *d else {
+            return false;
+        };
+        *behind = overflowed;
+        held.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        held.dedup_by(|a, b| a.0.id == b.0.id);
+        for (n, prev) in &held {
+            if *behind {
+                break;
+            }
+            if cursor.as_deref().is_some_and(|c| n.id.as_str() <= c) {
+                continue;
+            }
+            if cursor.as_deref() == prev.as_deref() && socket.emit("notification", n).is_ok() {
+                *cursor = Some(n.id.clone());
+            } else {
+                *behind = true;
             }
         }
+        *behind
+    }
+
+    /// The newest notification id this socket has, once it has registered (`Some(None)`: the
+    /// user had none); `None` while it registers.
+    pub fn delivery_cursor(&self) -> Option<Option<String>> {
+        match &*self.delivery() {
+            Delivery::Open { cursor, .. } => Some(cursor.clone()),
+            Delivery::Gated { .. } => None,
+        }
+    }
+
+    /// Brings the socket up to date from `rows`: the user's notifications after some id at or
+    /// before this socket's cursor, oldest first, without gaps; `complete` says nothing newer
+    /// existed when they were read. Sends those past the cursor in order; returns how many it
+    /// sent and whether the socket is still behind (an emit failed, or more remain).
+    pub fn repair<A: Adapter>(&self, socket: &SocketRef<A>, rows: &[Notification], complete: bool) -> (usize, bool) {
+        let mut d = self.delivery();
+        let Delivery::Open { cursor, behind } = &mut *d else {
+            return (0, false);
+        };
+        let mut sent = 0;
+        for n in rows {
+            if cursor.as_deref().is_some_and(|c| n.id.as_str() <= c) {
+                continue;
+            }
+            if socket.emit("notification", n).is_err() {
+                *behind = true;
+                return (sent, true);
+            }
+            *cursor = Some(n.id.clone());
+            sent += 1;
+        }
+        *behind = !complete;
+        (sent, *behind)
+    }
+
+    fn delivery(&self) -> std::sync::MutexGuard<'_, Delivery> {
+        self.delivery.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Users whose sockets on this node are behind (see [`Handed::Behind`]), waiting for the
+/// repair loop; a set, so a burst of gaps for one user costs one repair.
+#[derive(Default)]
+pub struct RepairQueue {
+    users: Mutex<std::collections::HashSet<String>>,
+    wake: tokio::sync::Notify,
+}
+
+impl RepairQueue {
+    /// Asks for `user_id`'s sockets to be brought up to date from the database.
+    pub fn request(&self, user_id: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if !users.contains(user_id) {
+            users.insert(user_id.to_string());
+        }
+        drop(users);
+        self.wake.notify_one();
+    }
+
+    /// Takes every waiting user.
+    pub fn take(&self) -> Vec<String> {
+        self.users.lock().unwrap_or_else(|e| e.into_inner()).drain().collect()
+    }
+
+    /// Resolves once a request is waiting (at once if one came since the last call).
+    pub async fn requested(&self) {
+        self.wake.notified().await;
     }
 }

@@ -11,6 +11,7 @@ use crate::{
     expiry::ExpirySchedule,
     limits::ConnectionLimits,
     room_sizes::RoomSizes,
+    session::RepairQueue,
 };
 
 /// Number of stripes of the per-user notification lock.
@@ -34,6 +35,8 @@ pub struct Inner {
     pub room_sizes: RoomSizes,
     /// When this node's sockets' tokens run out.
     pub expiry: ExpirySchedule,
+    /// Users whose sockets wait for notifications from the database (`crate::delivery`).
+    pub repairs: RepairQueue,
     /// Connection counters of this node.
     pub limits: Arc<ConnectionLimits>,
     /// Service keys accepted by the HTTP API.
@@ -82,6 +85,7 @@ impl AppState {
             summaries,
             room_sizes: RoomSizes::default(),
             expiry: ExpirySchedule::default(),
+            repairs: RepairQueue::default(),
             limits,
             api_keys,
             cluster,

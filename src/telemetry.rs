@@ -148,3 +148,32 @@ pub fn record_http(route: &str, status: u16, took: Duration) {
     counter!("http_requests_total", "route" => route.to_string(), "status" => status).increment(1);
     histogram!("http_request_duration_seconds", "route" => route.to_string()).record(took.as_secs_f64());
 }
+
+/// A live notification that could not be sent in order (a gap, or a failed emit): the
+/// sockets of its user are brought up to date from the database.
+pub fn record_delivery_gap() {
+    counter!("sio_notification_gaps_total").increment(1);
+}
+
+/// Notifications sent to sockets by the repair loop, read from the database.
+pub fn record_notifications_repaired(n: usize) {
+    counter!("sio_notifications_repaired_total").increment(n as u64);
+    counter!("sio_notifications_delivered_total").increment(n as u64);
+}
+
+/// The repair loop's poll of recent notification ids failed (database away).
+pub fn record_repair_poll_failed() {
+    counter!("sio_repair_poll_failures_total").increment(1);
+}
+
+/// Redis messages this node could not pass on since the last heartbeat, by cause.
+pub fn record_redis_losses(losses: crate::cluster::LossCounts) {
+    counter!("sio_redis_messages_lost_total", "cause" => "queue_full").increment(losses.queue_full);
+    counter!("sio_redis_messages_lost_total", "cause" => "publish_failed").increment(losses.publish_failed);
+    counter!("sio_redis_messages_lost_total", "cause" => "inbound_dropped").increment(losses.inbound_dropped);
+}
+
+/// Whether the last heartbeat reached Redis (1) or not (0).
+pub fn record_redis_up(up: bool) {
+    gauge!("sio_redis_up").set(if up { 1.0 } else { 0.0 });
+}

@@ -103,10 +103,15 @@ async fn check_notification_read_state(db: &Db) {
             notifications::insert(db, note("alice", &format!("n{i}")))
                 .await
                 .unwrap()
+                .notification
                 .id,
         );
     }
-    let bobs = notifications::insert(db, note("bob", "b")).await.unwrap().id;
+    let bobs = notifications::insert(db, note("bob", "b"))
+        .await
+        .unwrap()
+        .notification
+        .id;
     let alice = notifications::summary(db, "alice").await.unwrap();
     assert_eq!((alice.unread, alice.latest_id.as_deref()), (4, Some(ids[3].as_str())));
     let nobody = notifications::summary(db, "nobody").await.unwrap();
@@ -160,10 +165,15 @@ async fn check_catch_up_order(db: &Db) {
             notifications::insert(db, note("alice", &format!("n{i}")))
                 .await
                 .unwrap()
+                .notification
                 .id,
         );
     }
-    let missed = notifications::after(db, "alice", &ids[9], 100).await.unwrap().unwrap();
+    let newest = ids[119].as_str();
+    let missed = notifications::after(db, "alice", &ids[9], newest, 100)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(missed.len(), 100);
     assert_eq!(missed[0].id, ids[10]);
     assert!(
@@ -171,13 +181,109 @@ async fn check_catch_up_order(db: &Db) {
         "oldest first, strictly increasing"
     );
     assert_eq!(missed[99].id, ids[109]);
-    assert!(notifications::after(db, "bob", &ids[0], 100).await.unwrap().is_none());
-    assert!(notifications::after(db, "alice", "nope", 100).await.unwrap().is_none());
     assert!(
-        notifications::after(db, "alice", &ids[119], 100)
+        notifications::after(db, "bob", &ids[0], newest, 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        notifications::after(db, "alice", "nope", newest, 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        notifications::after(db, "alice", &ids[119], newest, 100)
             .await
             .unwrap()
             .unwrap()
             .is_empty()
     );
+    let bounded = notifications::after(db, "alice", &ids[9], &ids[14], 100)
+        .await
+        .unwrap()
+        .unwrap();
+    let bounded: Vec<&str> = bounded.iter().map(|n| n.id.as_str()).collect();
+    let expected: Vec<&str> = ids[10..=14].iter().map(String::as_str).collect();
+    assert_eq!(bounded, expected, "catch-up stops at the id `registered` announces");
+}
+
+/// Two nodes (two pools on one database) storing for the same user at the same moment: every
+/// id is above the one stored before it, and each notification names its exact predecessor,
+/// so the stored ids form one chain in the order they were stored.
+async fn check_ids_ordered_across_writers(url: &str) {
+    let node_a = Db::connect(url).await.unwrap();
+    let node_b = Db::connect(url).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let db = if i % 2 == 0 { node_a.clone() } else { node_b.clone() };
+        tasks.push(tokio::spawn(async move {
+            notifications::insert(&db, note("carol", &format!("n{i}")))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut stored = Vec::new();
+    for t in tasks {
+        stored.push(t.await.unwrap());
+    }
+    stored.sort_by(|a, b| a.notification.id.cmp(&b.notification.id));
+    assert_eq!(stored[0].prev, None, "the first notification has no predecessor");
+    for pair in stored.windows(2) {
+        assert!(pair[0].notification.id < pair[1].notification.id, "ids are distinct");
+        assert_eq!(
+            pair[1].prev.as_deref(),
+            Some(pair[0].notification.id.as_str()),
+            "each names the one stored just before it"
+        );
+    }
+    for n in &stored {
+        let id = uuid::Uuid::parse_str(&n.notification.id).unwrap();
+        assert_eq!(id.get_version_num(), 7, "ids stay UUIDv7");
+    }
+    // The repair reads: per-user heads since a floor, and the rows after each cursor.
+    let heads = notifications::heads_since(&node_a, &sio_gateway::db::id_floor_at(0))
+        .await
+        .unwrap();
+    assert_eq!(heads, vec![("carol".to_string(), stored[59].notification.id.clone())]);
+    let dave = notifications::insert(&node_b, note("dave", "d")).await.unwrap();
+    let rows = notifications::after_each(
+        &node_a,
+        &[
+            ("carol".into(), Some(stored[54].notification.id.clone())),
+            ("dave".into(), None),
+        ],
+        3,
+    )
+    .await
+    .unwrap();
+    let got: Vec<&str> = rows.iter().map(|n| n.id.as_str()).collect();
+    let mut expected: Vec<&str> = stored[55..59].iter().map(|s| s.notification.id.as_str()).collect();
+    expected.push(dave.notification.id.as_str());
+    assert_eq!(got, expected, "at most limit + 1 per user, sorted by user then id");
+    node_a.close().await;
+    node_b.close().await;
+}
+
+mod ids_ordered_across_writers {
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = sio_gateway::db::Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        super::check_ids_ordered_across_writers(&url).await;
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let pg = super::PgDatabase::create().await;
+        let db = sio_gateway::db::Db::connect(&pg.url).await.unwrap();
+        db.migrate().await.unwrap();
+        super::check_ids_ordered_across_writers(&pg.url).await;
+        db.close().await;
+        drop(pg);
+    }
 }

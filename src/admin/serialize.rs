@@ -139,7 +139,9 @@ pub fn local_sockets<A: Adapter>(io: &SocketIo<A>) -> Vec<SerializedSocket> {
 pub async fn all_sockets<A: Adapter>(io: &SocketIo<A>, st: &AppState) -> Vec<SerializedSocket> {
     let mut all = local_sockets(io);
     if let Some(cluster) = &st.cluster {
-        all.extend(cluster.remote_sockets().await);
+        for answer in cluster.remote_sockets().await {
+            all.extend(serde_json::from_value::<Vec<SerializedSocket>>(answer).unwrap_or_default());
+        }
     }
     all
 }

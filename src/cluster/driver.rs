@@ -2,18 +2,23 @@
 //!
 //! The stock driver holds one multiplexed connection that stays dead after Redis restarts.
 //! This one reconnects by itself and re-subscribes its channels, so cross-node delivery comes
-//! back without a restart of the gateway. Publishing never blocks local delivery: while Redis
-//! is away, a publish fails fast (short response timeout) and is logged.
+//! back without a restart of the gateway. Publishing never waits for Redis: a publish joins a
+//! bounded queue that one task sends in pipelined batches, in order. While Redis is away or
+//! slow, what cannot be sent (or does not fit in the queue) is counted, not waited for; the
+//! notifications among it are read from the database by the other nodes (`crate::delivery`).
 
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use redis::{
-    AsyncCommands, FromRedisValue, PushInfo, PushKind,
+    FromRedisValue, PushInfo, PushKind,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
@@ -44,10 +49,38 @@ type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
 pub struct ManagedDriver {
     conn: ConnectionManager,
     handlers: Handlers,
+    outbox: mpsc::Sender<ChanItem>,
+    losses: Arc<Losses>,
+}
+
+/// Messages this node could not pass on, since the last [`ManagedDriver::take_losses`].
+#[derive(Default)]
+pub struct Losses {
+    /// Publishes that did not fit in the outgoing queue.
+    pub queue_full: AtomicU64,
+    /// Publishes Redis did not accept (away, or slower than the response timeout).
+    pub publish_failed: AtomicU64,
+    /// Incoming messages dropped because their channel's reader was full.
+    pub inbound_dropped: AtomicU64,
+}
+
+/// The counts of [`Losses`], taken.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LossCounts {
+    /// Publishes that did not fit in the outgoing queue.
+    pub queue_full: u64,
+    /// Publishes Redis did not accept.
+    pub publish_failed: u64,
+    /// Incoming messages dropped.
+    pub inbound_dropped: u64,
 }
 
 /// How long one Redis command may take before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Publishes waiting to be sent; past it they are dropped (and counted).
+const OUTBOX_CAPACITY: usize = 8192;
+/// Most publishes sent in one pipelined round trip.
+const PUBLISH_BATCH: usize = 256;
 
 impl ManagedDriver {
     /// Connects to `url` (RESP3 is required for pub/sub on one connection and is added to the
@@ -71,22 +104,64 @@ impl ManagedDriver {
             .set_max_delay(Duration::from_secs(2))
             .set_number_of_retries(2);
         let conn = ConnectionManager::new_with_config(client, config).await?;
+        let losses = Arc::new(Losses::default());
         let routes = handlers.clone();
+        let inbound_losses = losses.clone();
         tokio::spawn(async move {
             while let Some(push) = rx.recv().await {
-                route(push, &routes);
+                route(push, &routes, &inbound_losses);
             }
         });
-        Ok(Self { conn, handlers })
+        let (outbox, queued) = mpsc::channel(OUTBOX_CAPACITY);
+        tokio::spawn(send_published(conn.clone(), queued, losses.clone()));
+        Ok(Self {
+            conn,
+            handlers,
+            outbox,
+            losses,
+        })
     }
 
     /// A connection for plain commands (shares the multiplexed link).
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
+
+    /// Takes the loss counts gathered since the last call (reported once per heartbeat).
+    pub fn take_losses(&self) -> LossCounts {
+        LossCounts {
+            queue_full: self.losses.queue_full.swap(0, Ordering::Relaxed),
+            publish_failed: self.losses.publish_failed.swap(0, Ordering::Relaxed),
+            inbound_dropped: self.losses.inbound_dropped.swap(0, Ordering::Relaxed),
+        }
+    }
+
+    /// Queues a publish; never waits. A full queue drops the message and counts it.
+    pub fn enqueue(&self, chan: String, body: Vec<u8>) {
+        if self.outbox.try_send((chan, body)).is_err() {
+            self.losses.queue_full.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
-fn route(push: PushInfo, handlers: &Handlers) {
+/// Sends queued publishes in order, as many per round trip as are waiting.
+async fn send_published(mut conn: ConnectionManager, mut queued: mpsc::Receiver<ChanItem>, losses: Arc<Losses>) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (chan, body) in batch.drain(..) {
+            pipe.publish(chan, body).ignore();
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            losses
+                .publish_failed
+                .fetch_add(pipe.cmd_iter().count() as u64, Ordering::Relaxed);
+            tracing::debug!(cause = %e, "redis publish failed; other nodes miss these messages");
+        }
+    }
+}
+
+fn route(push: PushInfo, handlers: &Handlers, losses: &Losses) {
     if !matches!(push.kind, PushKind::Message | PushKind::SMessage) || push.data.len() < 2 {
         return;
     }
@@ -99,21 +174,19 @@ fn route(push: PushInfo, handlers: &Handlers) {
     };
     let tx = handlers.read().unwrap_or_else(|e| e.into_inner()).get(&chan).cloned();
     if let Some(tx) = tx
-        && let Err(e) = tx.try_send((chan, body))
+        && tx.try_send((chan, body)).is_err()
     {
-        tracing::warn!(cause = %e, "redis pub/sub handler is full; message dropped");
+        losses.inbound_dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 impl Driver for ManagedDriver {
     type Error = DriverError;
 
-    /// Publishes, and never fails: the adapter delivers locally only after a successful
-    /// publish, and local delivery must go on while Redis is away. The loss is logged.
+    /// Queues the publish and never fails: the adapter delivers locally only after a
+    /// successful publish, and local delivery must go on while Redis is away or slow.
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), DriverError> {
-        if let Err(e) = self.conn.clone().publish::<_, _, redis::Value>(chan, val).await {
-            tracing::warn!(cause = %e, "redis publish failed; other nodes miss this message");
-        }
+        self.enqueue(chan, val);
         Ok(())
     }
 

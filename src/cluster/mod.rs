@@ -1,9 +1,9 @@
 //! Scale-out over Redis: the `socketioxide-redis` adapter carries rooms and broadcasts, and
 //! this module adds what the adapter has no verb for, on the same Redis connection:
 //!
-//! - notification fan-out: each node delivers a notification to its own sockets through
-//!   their delivery gates (see [`crate::session::Session::deliver`]), so catch-up and live
-//!   delivery stay exact on every node;
+//! - notification fan-out: each stored notification travels with the id of its user's previous
+//!   one, so a receiving node can tell whether anything lies between (what it missed, it reads
+//!   from the database: `crate::delivery`);
 //! - `getRoomMembers` and the admin UI's socket list across nodes: a request on a shared
 //!   channel, answered by each node with its local view;
 //! - the per-user connection limit across nodes: one hash of counts per node, summed by a
@@ -20,12 +20,11 @@ use std::{
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use socketioxide::{SocketIo, adapter::Adapter};
 use socketioxide_redis::drivers::Driver;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
-use crate::{db::notifications::Notification, service};
-pub use driver::ManagedDriver;
+use crate::db::notifications::{Notification, Stored};
+pub use driver::{LossCounts, ManagedDriver};
 
 /// How often a node refreshes its liveness.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -35,66 +34,61 @@ const STALE_MS: u64 = 7_000;
 const MEMBERS_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Connection counts per user, as one node reports them for a room.
-type MemberCounts = Vec<(String, usize)>;
+pub type MemberCounts = Vec<(String, usize)>;
+
+/// What the layers above answer and take from the other nodes; the cluster link itself knows
+/// nothing of sockets, the delivery rules or the admin UI.
+pub trait LocalNode: Send + Sync + 'static {
+    /// A notification stored by another node; `prev` is its user's previous one.
+    fn notification(&self, notification: Notification, prev: Option<String>);
+    /// Connection counts per user in `room`, on this node.
+    fn room_members(&self, room: &str) -> MemberCounts;
+    /// This node's sockets, as the admin UI lists them.
+    fn sockets(&self) -> serde_json::Value;
+}
+
+/// Answers waiting for a cross-node question, by request id.
+type Pending = std::sync::Mutex<BTreeMap<u64, mpsc::Sender<serde_json::Value>>>;
 
 /// This node's link to the others.
 pub struct Cluster {
     node_id: String,
     prefix: String,
     driver: ManagedDriver,
-    pending: Mutex<BTreeMap<u64, mpsc::Sender<serde_json::Value>>>,
+    pending: Pending,
     next_request: std::sync::atomic::AtomicU64,
     /// Slot releases that failed since the last heartbeat (reported there, once).
     failed_releases: std::sync::atomic::AtomicU64,
+    /// Whether the last heartbeat reached Redis (an outage is logged once, and its end).
+    healthy: std::sync::atomic::AtomicBool,
+}
+
+/// A question's entry in [`Pending`], removed when the asker stops waiting, whether it got
+/// its answers, timed out, or was cancelled.
+struct PendingEntry<'a> {
+    pending: &'a Pending,
+    id: u64,
+}
+
+impl<'a> PendingEntry<'a> {
+    fn insert(pending: &'a Pending, id: u64, tx: mpsc::Sender<serde_json::Value>) -> Self {
+        pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        Self { pending, id }
+    }
+}
+
+impl Drop for PendingEntry<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct NotifyMsg {
     origin: String,
-    notification: NotificationWire,
-}
-
-/// A notification as it travels between nodes.
-#[derive(Serialize, Deserialize)]
-struct NotificationWire {
-    id: String,
-    user_id: String,
-    kind: String,
-    title: String,
-    message: String,
-    data: serde_json::Value,
-    created_at: String,
-    read: bool,
-}
-
-impl From<&Notification> for NotificationWire {
-    fn from(n: &Notification) -> Self {
-        Self {
-            id: n.id.clone(),
-            user_id: n.user_id.clone(),
-            kind: n.kind.clone(),
-            title: n.title.clone(),
-            message: n.message.clone(),
-            data: n.data.clone(),
-            created_at: n.created_at.clone(),
-            read: n.read,
-        }
-    }
-}
-
-impl From<NotificationWire> for Notification {
-    fn from(n: NotificationWire) -> Self {
-        Self {
-            id: n.id,
-            user_id: n.user_id,
-            kind: n.kind,
-            title: n.title,
-            message: n.message,
-            data: n.data,
-            created_at: n.created_at,
-            read: n.read,
-        }
-    }
+    /// The user's notification before this one.
+    prev: Option<String>,
+    notification: Notification,
 }
 
 /// What one node asks the others; each answers with its local view.
@@ -159,9 +153,10 @@ impl Cluster {
             node_id: crate::secrets::random_hex(8),
             prefix: prefix.to_string(),
             driver,
-            pending: Mutex::default(),
+            pending: Pending::default(),
             next_request: Default::default(),
             failed_releases: Default::default(),
+            healthy: std::sync::atomic::AtomicBool::new(true),
         }))
     }
 
@@ -231,14 +226,15 @@ impl Cluster {
         }
     }
 
-    /// Tells the other nodes about a stored notification.
-    pub async fn publish_notification(&self, n: &Notification) {
+    /// Tells the other nodes about a stored notification; never waits for Redis.
+    pub fn publish_notification(&self, stored: &Stored) {
         let msg = NotifyMsg {
             origin: self.node_id.clone(),
-            notification: n.into(),
+            prev: stored.prev.clone(),
+            notification: stored.notification.clone(),
         };
         if let Ok(body) = serde_json::to_vec(&msg) {
-            let _ = self.driver.publish(self.chan("notify"), body).await;
+            self.driver.enqueue(self.chan("notify"), body);
         }
     }
 
@@ -254,13 +250,9 @@ impl Cluster {
         merged
     }
 
-    /// The sockets of every other node, serialised for the admin UI.
-    pub async fn remote_sockets(&self) -> Vec<crate::admin::SerializedSocket> {
-        let mut all = Vec::new();
-        for answer in self.ask(Query::Sockets).await {
-            all.extend(serde_json::from_value::<Vec<crate::admin::SerializedSocket>>(answer).unwrap_or_default());
-        }
-        all
+    /// What every other node answered with [`LocalNode::sockets`].
+    pub async fn remote_sockets(&self) -> Vec<serde_json::Value> {
+        self.ask(Query::Sockets).await
     }
 
     /// Publishes `query` and collects one answer from each other node, within a deadline.
@@ -277,14 +269,14 @@ impl Cluster {
         }
         let id = self.next_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, mut rx) = mpsc::channel(others);
-        self.pending.lock().await.insert(id, tx);
+        let _entry = PendingEntry::insert(&self.pending, id, tx);
         let req = Request {
             origin: self.node_id.clone(),
             id,
             query,
         };
         if let Ok(body) = serde_json::to_vec(&req) {
-            let _ = self.driver.publish(self.chan("req"), body).await;
+            self.driver.enqueue(self.chan("req"), body);
         }
         let deadline = tokio::time::Instant::now() + MEMBERS_TIMEOUT;
         let mut answers = Vec::with_capacity(others);
@@ -294,14 +286,14 @@ impl Cluster {
                 _ => break,
             }
         }
-        self.pending.lock().await.remove(&id);
         answers
     }
 
     /// Subscribes this node's channels and serves them until the process stops: remote
-    /// notifications are delivered to local sockets, member requests answered, and the
-    /// heartbeat keeps this node's connection counts alive.
-    pub async fn run<A: Adapter>(self: Arc<Self>, io: SocketIo<A>) -> Result<(), driver::DriverError> {
+    /// notifications go to `local`, questions are answered from it, and the heartbeat keeps
+    /// this node's connection counts alive. Nothing in the loop waits for Redis or for another
+    /// node: answers are queued like every publish.
+    pub async fn run(self: Arc<Self>, local: Arc<dyn LocalNode>) -> Result<(), driver::DriverError> {
         let mut notify = self.driver.subscribe(self.chan("notify"), 4096).await?;
         let mut reqs = self.driver.subscribe(self.chan("req"), 1024).await?;
         let mut responses = self
@@ -317,9 +309,7 @@ impl Cluster {
                         if let Ok(msg) = serde_json::from_slice::<NotifyMsg>(&body)
                             && msg.origin != me.node_id
                         {
-                            let n: Notification = msg.notification.into();
-                            let sockets = service::deliver_notification(&io, &n);
-                            crate::telemetry::record_notification_delivered(sockets);
+                            local.notification(msg.notification, msg.prev);
                         }
                     }
                     Some((_, body)) = reqs.next() => {
@@ -327,30 +317,29 @@ impl Cluster {
                             && req.origin != me.node_id
                         {
                             let answer = match req.query {
-                                Query::Members { room } => {
-                                    let counts: MemberCounts = service::room_members(&io, &room)
-                                        .into_iter()
-                                        .map(|m| (m.user_id, m.connections))
-                                        .collect();
-                                    serde_json::to_value(counts)
-                                }
-                                Query::Sockets => serde_json::to_value(crate::admin::serialize::local_sockets(&io)),
+                                Query::Members { room } => serde_json::to_value(local.room_members(&room)),
+                                Query::Sockets => Ok(local.sockets()),
                             };
                             let res = Response { id: req.id, answer: answer.unwrap_or_default() };
                             if let Ok(body) = serde_json::to_vec(&res) {
-                                let _ = me.driver.publish(me.chan(&format!("res#{}", req.origin)), body).await;
+                                me.driver.enqueue(me.chan(&format!("res#{}", req.origin)), body);
                             }
                         }
                     }
                     Some((_, body)) = responses.next() => {
                         if let Ok(res) = serde_json::from_slice::<Response>(&body) {
-                            let tx = me.pending.lock().await.get(&res.id).cloned();
+                            let tx = me.pending.lock().unwrap_or_else(|e| e.into_inner()).get(&res.id).cloned();
                             if let Some(tx) = tx {
                                 let _ = tx.try_send(res.answer);
                             }
                         }
                     }
-                    _ = beat.tick() => me.heartbeat().await,
+                    _ = beat.tick() => {
+                        // The heartbeat waits for Redis; run it beside the loop so a slow Redis
+                        // never holds up incoming messages.
+                        let me = me.clone();
+                        tokio::spawn(async move { me.heartbeat().await });
+                    }
                     else => break,
                 }
             }
@@ -359,6 +348,17 @@ impl Cluster {
     }
 
     async fn heartbeat(&self) {
+        let losses = self.driver.take_losses();
+        crate::telemetry::record_redis_losses(losses);
+        if losses != LossCounts::default() {
+            tracing::warn!(
+                queue_full = losses.queue_full,
+                publish_failed = losses.publish_failed,
+                inbound_dropped = losses.inbound_dropped,
+                "redis messages lost since the last heartbeat (redis away or slow, or this node \
+                 overloaded); notifications among them are read from the database"
+            );
+        }
         let failed = self.failed_releases.swap(0, std::sync::atomic::Ordering::Relaxed);
         if failed > 0 {
             tracing::warn!(
@@ -375,8 +375,14 @@ impl Cluster {
             .ignore()
             .query_async(&mut conn)
             .await;
-        if let Err(e) = res {
-            tracing::debug!(cause = %e, "redis heartbeat failed");
+        let healthy = res.is_ok();
+        let was_healthy = self.healthy.swap(healthy, std::sync::atomic::Ordering::Relaxed);
+        crate::telemetry::record_redis_up(healthy);
+        match res {
+            Err(e) if was_healthy => tracing::warn!(cause = %e, "redis does not answer"),
+            Err(e) => tracing::debug!(cause = %e, "redis heartbeat failed"),
+            Ok(()) if !was_healthy => tracing::info!("redis answers again"),
+            Ok(()) => {}
         }
     }
 

@@ -168,6 +168,53 @@ impl Db {
 /// Ids made by one process are strictly increasing, even within one millisecond.
 pub fn new_id_and_time() -> (String, String) {
     let id = uuid::Uuid::now_v7();
+    (id.to_string(), created_at_of(id))
+}
+
+/// The next id of a sequence whose newest id is `prev`: a fresh UUIDv7, or, when the clock
+/// has not moved past `prev` (another node stored it in the same millisecond, or its clock is
+/// ahead), the smallest UUIDv7 above `prev`. Either way the result sorts after `prev`, as text
+/// too (lowercase hex of equal length).
+pub fn next_id_after(prev: Option<&str>) -> uuid::Uuid {
+    let now = uuid::Uuid::now_v7();
+    match prev.and_then(|p| uuid::Uuid::parse_str(p).ok()) {
+        Some(p) if now <= p => successor(p),
+        _ => now,
+    }
+}
+
+/// The smallest UUIDv7 above `id`: its 74 counter bits (`rand_a`, `rand_b`) plus one,
+/// carrying into the millisecond timestamp.
+fn successor(id: uuid::Uuid) -> uuid::Uuid {
+    const RAND_B_BITS: u32 = 62;
+    let v = id.as_u128();
+    let millis = v >> 80;
+    let rand_a = (v >> 64) & 0xfff;
+    let rand_b = v & ((1u128 << RAND_B_BITS) - 1);
+    let mut counter = ((rand_a << RAND_B_BITS) | rand_b) + 1;
+    let mut millis = millis;
+    if counter >> 74 != 0 {
+        counter = 0;
+        millis += 1;
+    }
+    let v = ((millis & 0xffff_ffff_ffff) << 80)
+        | (0x7 << 76)
+        | ((counter >> RAND_B_BITS) << 64)
+        | (0b10 << RAND_B_BITS)
+        | (counter & ((1u128 << RAND_B_BITS) - 1));
+    uuid::Uuid::from_u128(v)
+}
+
+/// The smallest UUIDv7 of millisecond `unix_ms`: every id made at or after that moment sorts
+/// above it, so it serves as a lower bound in `id > $1` scans.
+pub fn id_floor_at(unix_ms: u64) -> String {
+    uuid::Builder::from_unix_timestamp_millis(unix_ms, &[0; 10])
+        .into_uuid()
+        .to_string()
+}
+
+/// `createdAt` of a UUIDv7: its timestamp as RFC 3339 UTC with milliseconds.
+pub fn created_at_of(id: uuid::Uuid) -> String {
     let created = id
         .get_timestamp()
         .map(|ts| {
@@ -176,7 +223,7 @@ pub fn new_id_and_time() -> (String, String) {
                 .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
         })
         .unwrap_or_else(time::OffsetDateTime::now_utc);
-    (id.to_string(), format_time(created))
+    format_time(created)
 }
 
 /// Formats a time as RFC 3339 UTC with milliseconds: `2026-11-22T10:00:00.123Z`.
@@ -218,5 +265,36 @@ mod tests {
         assert!(a < b, "{a} {b}");
         assert_eq!(t.len(), "2026-11-22T10:00:00.123Z".len());
         assert!(t.ends_with('Z'));
+    }
+
+    #[test]
+    fn next_id_sorts_after_a_future_or_equal_prev() {
+        let future = uuid::Uuid::from_u128(uuid::Uuid::now_v7().as_u128() + (10_000u128 << 80)).to_string();
+        let next = next_id_after(Some(&future)).to_string();
+        assert!(next > future, "{next} <= {future}");
+        assert_eq!(uuid::Uuid::parse_str(&next).unwrap().get_version_num(), 7);
+        assert_eq!(
+            uuid::Uuid::parse_str(&next).unwrap().get_timestamp(),
+            uuid::Uuid::parse_str(&future).unwrap().get_timestamp()
+        );
+        // An older prev: a fresh id, also above it.
+        let old = id_floor_at(1_000);
+        assert!(next_id_after(Some(&old)).to_string() > old);
+        // Counter overflow carries into the timestamp and stays a valid v7.
+        let max_counter =
+            uuid::Uuid::from_u128((5u128 << 80) | (0x7 << 76) | (0xfff << 64) | (0b10 << 62) | ((1 << 62) - 1));
+        let carried = successor(max_counter);
+        assert!(carried > max_counter);
+        assert_eq!(carried.as_u128() >> 80, 6);
+        assert_eq!(carried.get_version_num(), 7);
+    }
+
+    #[test]
+    fn id_floor_is_below_ids_of_that_millisecond() {
+        let id = uuid::Uuid::now_v7();
+        let ms = id.get_timestamp().unwrap().to_unix();
+        let ms = ms.0 * 1000 + u64::from(ms.1) / 1_000_000;
+        assert!(id_floor_at(ms) <= id.to_string());
+        assert!(id_floor_at(ms + 1) > id.to_string());
     }
 }

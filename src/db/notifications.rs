@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{Db, finish_page, new_id_and_time, probe_limit};
+use super::{Backend, Db, created_at_of, finish_page, next_id_after, probe_limit};
 use crate::error::{AppError, Result};
 
-/// A stored notification, as clients and backends see it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A stored notification, as clients and backends see it (and as it travels between nodes).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     /// UUIDv7, usable as a cursor.
@@ -70,13 +70,75 @@ fn from_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<Notification>> {
     Ok(rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Stores a notification (unread) and returns it.
-pub async fn insert(db: &Db, n: NewNotification) -> Result<Notification> {
-    let (id, created_at) = new_id_and_time();
+/// A notification just stored, with the id of the user's notification before it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The notification.
+    pub notification: Notification,
+    /// The user's newest notification before this one (`None`: it is the user's first).
+    /// Receivers compare it with what a socket has to see that nothing lies between.
+    pub prev: Option<String>,
+}
+
+/// How often [`insert`] tries again when another writer stored a newer notification of the
+/// same user between its read and its write (SQLite only; PostgreSQL holds a lock).
+const INSERT_ATTEMPTS: usize = 20;
+
+/// Stores a notification (unread) and returns it with its predecessor.
+///
+/// The ids of one user increase in the order they are stored, whichever node stores them:
+/// the id is chosen above the user's newest id at the moment of the write. On PostgreSQL a
+/// transaction-scoped advisory lock per user serialises the read and the write (and makes
+/// commit order equal id order, so a reader never sees a newer id before an older one). On
+/// SQLite the write is one statement that inserts only if nothing newer than the id read
+/// exists (the database's write lock makes that check and the insert one step); when the
+/// check fails the insert is tried again with a fresh read.
+pub async fn insert(db: &Db, n: NewNotification) -> Result<Stored> {
     let data = (!n.data.is_null()).then(|| n.data.to_string());
-    sqlx::query(
+    for _ in 0..INSERT_ATTEMPTS {
+        let stored = match db.backend() {
+            Backend::Postgres => {
+                let mut tx = db.pool().begin().await?;
+                sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 7))) AS locked")
+                    .bind(&n.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let stored = insert_after_newest(&mut tx, &n, data.as_deref()).await?;
+                tx.commit().await?;
+                stored
+            }
+            // No transaction: a deferred one would read first and could not take the write
+            // lock afterwards once another writer committed; the insert's own check suffices.
+            Backend::Sqlite => insert_after_newest(&mut *db.pool().acquire().await?, &n, data.as_deref()).await?,
+        };
+        if let Some(stored) = stored {
+            return Ok(stored);
+        }
+    }
+    Err(AppError::Internal(format!(
+        "could not order a notification of one user after {INSERT_ATTEMPTS} attempts"
+    )))
+}
+
+/// Reads the user's newest id and inserts the notification above it, unless a newer one was
+/// stored in between (`None` then).
+async fn insert_after_newest(
+    conn: &mut sqlx::AnyConnection,
+    n: &NewNotification,
+    data: Option<&str>,
+) -> Result<Option<Stored>> {
+    let prev: Option<String> = sqlx::query("SELECT MAX(id) AS last FROM notifications WHERE user_id = $1")
+        .bind(&n.user_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("last")?;
+    let id = next_id_after(prev.as_deref());
+    let created_at = created_at_of(id);
+    let id = id.to_string();
+    let inserted = sqlx::query(
         "INSERT INTO notifications (id, user_id, type, title, message, data, created_at, is_read) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, 0 \
+         WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE user_id = $2 AND id > $8)",
     )
     .bind(&id)
     .bind(&n.user_id)
@@ -85,18 +147,24 @@ pub async fn insert(db: &Db, n: NewNotification) -> Result<Notification> {
     .bind(&n.message)
     .bind(data)
     .bind(&created_at)
-    .execute(db.pool())
-    .await?;
-    Ok(Notification {
+    .bind(prev.as_deref().unwrap_or(""))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let notification = Notification {
         id,
-        user_id: n.user_id,
-        kind: n.kind,
-        title: n.title,
-        message: n.message,
-        data: n.data,
+        user_id: n.user_id.clone(),
+        kind: n.kind.clone(),
+        title: n.title.clone(),
+        message: n.message.clone(),
+        data: n.data.clone(),
         created_at,
         read: false,
-    })
+    };
+    Ok(Some(Stored { notification, prev }))
 }
 
 /// Whether `id` names a notification of `user_id`.
@@ -138,21 +206,69 @@ pub async fn page(
     Ok(finish_page(from_rows(rows)?, limit))
 }
 
-/// The user's notifications created after `last_id`, oldest first, at most `limit`.
-/// `None` when `last_id` names no notification of the user (no catch-up then).
-pub async fn after(db: &Db, user_id: &str, last_id: &str, limit: u32) -> Result<Option<Vec<Notification>>> {
+/// The user's notifications created after `last_id` and not after `up_to` (the newest id
+/// the caller will announce), oldest first, at most `limit`. `None` when `last_id` names no
+/// notification of the user (no catch-up then).
+pub async fn after(
+    db: &Db,
+    user_id: &str,
+    last_id: &str,
+    up_to: &str,
+    limit: u32,
+) -> Result<Option<Vec<Notification>>> {
     if !belongs(db, user_id, last_id).await? {
         return Ok(None);
     }
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"
+        "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 AND id > $2 AND id <= $3 ORDER BY id ASC LIMIT $4"
     ))
     .bind(user_id)
     .bind(last_id)
+    .bind(up_to)
     .bind(i64::from(limit))
     .fetch_all(db.pool())
     .await?;
     Ok(Some(from_rows(rows)?))
+}
+
+/// For each `(user, cursor)`, that user's notifications after `cursor` (`None`: all of them),
+/// oldest first, at most `limit + 1` each (one more than asked, so the caller learns that more
+/// remain), in one query. The result is sorted by user, then id.
+pub async fn after_each(db: &Db, cursors: &[(String, Option<String>)], limit: u32) -> Result<Vec<Notification>> {
+    if cursors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<String> = (0..cursors.len())
+        .map(|i| {
+            format!(
+                "SELECT * FROM (SELECT {COLUMNS} FROM notifications WHERE user_id = ${} AND id > ${} \
+                 ORDER BY id ASC LIMIT {}) AS r{i}",
+                2 * i + 1,
+                2 * i + 2,
+                probe_limit(limit)
+            )
+        })
+        .collect();
+    let sql = parts.join(" UNION ALL ");
+    let mut q = sqlx::query(&sql);
+    for (user, cursor) in cursors {
+        q = q.bind(user.as_str()).bind(cursor.as_deref().unwrap_or(""));
+    }
+    let mut rows = from_rows(q.fetch_all(db.pool()).await?)?;
+    rows.sort_by(|a, b| (a.user_id.as_str(), a.id.as_str()).cmp(&(b.user_id.as_str(), b.id.as_str())));
+    Ok(rows)
+}
+
+/// The newest notification id of every user who got one with an id above `floor`, in one
+/// query over the primary key (the nodes' safety net: see `crate::repair`).
+pub async fn heads_since(db: &Db, floor: &str) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT user_id, MAX(id) AS head FROM notifications WHERE id > $1 GROUP BY user_id")
+        .bind(floor)
+        .fetch_all(db.pool())
+        .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.try_get::<String, _>("user_id")?, r.try_get::<String, _>("head")?)))
+        .collect()
 }
 
 /// Marks the given ids of the user read. Returns how many went from unread to read, and

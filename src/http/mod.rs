@@ -7,7 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod notifications;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::{
     Router,
@@ -62,6 +62,7 @@ pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
         .route("/metrics", get(health::metrics::<A>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(time_limit))
         .layer(middleware::from_fn(record))
         .with_state(state)
 }
@@ -72,6 +73,19 @@ async fn not_found() -> AppError {
 
 async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
+}
+
+/// Longest an HTTP API request may take before it is answered 503 `unavailable` (Socket.IO's
+/// long-polling requests do not pass here: the Socket.IO layer answers them before the router).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers 503 `unavailable` when a request takes longer than [`REQUEST_TIMEOUT`], so a slow
+/// dependency never holds a backend's request open without bound.
+async fn time_limit(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => AppError::Unavailable("request timed out").into_response(),
+    }
 }
 
 /// Counts each request by route template and status.

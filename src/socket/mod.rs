@@ -11,11 +11,11 @@ pub mod reply;
 pub mod rooms;
 pub mod session;
 
-use std::{collections::HashSet, time::Duration};
+use std::time::Duration;
 
 use serde::Serialize;
 use socketioxide::{
-    SocketIo,
+    SendError, SocketError, SocketIo,
     adapter::Adapter,
     extract::{SocketRef, State, TryData},
     handler::ConnectHandler,
@@ -138,6 +138,11 @@ pub struct Registered {
 
 /// Connect handler: sends the catch-up and then `registered`, and opens live notification
 /// delivery. (Handlers and the `user:<sub>` room were set up by [`authenticate`].)
+///
+/// `registered` announces the user's newest notification id at that moment, and the socket's
+/// delivery cursor starts there; the catch-up reads up to that same id, so nothing between the
+/// client's cursor and the announced one is skipped. While the database does not answer, the
+/// reads are retried and `registered` waits: it is never sent on a guess.
 pub async fn on_connect<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<serde_json::Value>,
@@ -154,45 +159,94 @@ pub async fn on_connect<A: Adapter>(
         .ok()
         .and_then(|a| a.get("lastNotificationId").and_then(|v| v.as_str()).map(str::to_string))
         .filter(|c| !c.is_empty() && c.len() <= 64);
-    let mut sent = HashSet::new();
-    if let Some(cursor) = cursor {
-        match store::after(&st.db, &ses.user_id, &cursor, CATCH_UP_LIMIT).await {
-            Ok(Some(missed)) => {
-                for n in &missed {
-                    let _ = s.emit("notification", n);
-                    sent.insert(n.id.clone());
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                e.body();
-            }
+    let Some((summary, missed)) = registration_reads(&s, &st, &ses.user_id, cursor.as_deref()).await else {
+        return;
+    };
+    for n in &missed {
+        if !emit_patiently(&s, "notification", n).await {
+            return;
         }
     }
-    let (unread_count, last_notification_id) = match registered_counts(&st, &ses.user_id).await {
-        Ok(v) => v,
-        Err(e) => {
-            e.body();
-            (0, None)
-        }
-    };
     let registered = Registered {
         user_id: ses.user_id.clone(),
         socket_id: s.id.to_string(),
         rooms: visible_rooms(&s),
-        unread_count,
-        last_notification_id,
+        unread_count: summary.unread,
+        last_notification_id: summary.latest_id.clone(),
     };
-    let _ = s.emit("registered", &registered);
-    ses.open_delivery(&s, &sent);
+    if !emit_patiently(&s, "registered", &registered).await {
+        return;
+    }
+    if ses.open_delivery(&s, summary.latest_id) {
+        st.repairs.request(&ses.user_id);
+    }
     admin::notify(&st, || {
         AdminEvent::Connected(Box::new(admin::serialize::serialize(&s, "/")))
     });
 }
 
-async fn registered_counts(st: &AppState, user_id: &str) -> Result<(i64, Option<String>), AppError> {
+/// Longest wait between two tries of the connect-time reads while the database is away.
+const REGISTRATION_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// What `registered` announces, and the catch-up after `cursor` up to it. Retried until they
+/// succeed; `None` once the socket is gone.
+async fn registration_reads<A: Adapter>(
+    s: &SocketRef<A>,
+    st: &AppState,
+    user_id: &str,
+    cursor: Option<&str>,
+) -> Option<(store::Summary, Vec<store::Notification>)> {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match read_registration(st, user_id, cursor).await {
+            Ok(found) => return Some(found),
+            Err(e) => {
+                e.body();
+                tracing::warn!(sid = %s.id, user = %user_id, "registration reads failed; retrying before `registered`");
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(REGISTRATION_RETRY_MAX);
+        if s.extensions.get::<SessionRef>().is_none_or(|ses| ses.is_closing()) {
+            return None;
+        }
+    }
+}
+
+async fn read_registration(
+    st: &AppState,
+    user_id: &str,
+    cursor: Option<&str>,
+) -> Result<(store::Summary, Vec<store::Notification>), AppError> {
     let summary = st.summaries.summary(user_id).await?;
-    Ok((summary.unread, summary.latest_id))
+    let missed = match (cursor, summary.latest_id.as_deref()) {
+        (Some(cursor), Some(latest)) => store::after(&st.db, user_id, cursor, latest, CATCH_UP_LIMIT)
+            .await?
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    Ok((summary, missed))
+}
+
+/// Most 20 ms waits for room in a socket's send buffer before a connect-time emit gives up.
+const EMIT_WAIT_TRIES: u32 = 250;
+
+/// Emits, waiting a while for room when the socket's send buffer is full. `false` when the
+/// packet could not be queued: the socket is gone, or stayed full for 5 s (it is disconnected
+/// then; engine.io's heartbeat closes it anyway if it stays full).
+async fn emit_patiently<A: Adapter, T: Serialize + ?Sized>(s: &SocketRef<A>, event: &str, data: &T) -> bool {
+    for _ in 0..EMIT_WAIT_TRIES {
+        match s.emit(event, data) {
+            Ok(()) => return true,
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(_) => return false,
+        }
+    }
+    tracing::info!(sid = %s.id, "socket took no packet for 5 s while registering: disconnecting");
+    let _ = s.clone().disconnect();
+    false
 }
 
 /// The rooms of a socket as clients see them: without the socket's own id.
@@ -304,7 +358,10 @@ pub async fn sweep<A: Adapter>(io: SocketIo<A>, st: AppState) {
             };
             if st.expiry_deadline(ses.expires_at()) < now {
                 tracing::debug!(sid = %s.id, user = %ses.user_id, "token expired: disconnecting");
-                let _ = s.disconnect();
+                if s.clone().disconnect().is_err() {
+                    // Its send buffer is full: try again on a later tick, never forget it.
+                    st.expiry.add(now, sid);
+                }
             }
         }
         let Some(limit) = st.cfg.idle_timeout else {
