@@ -126,6 +126,11 @@ pub async fn serve(
         None => None,
     };
     let state = AppState::new(cfg, db, verifier, keys.api_keys, cluster, keys.jwt_secret);
+    // Which users have notifications, so a connect of any other user needs no query. A node
+    // that cannot read it reads every connect's summary instead.
+    if let Err(e) = state.summaries.load_users(&state.db).await {
+        tracing::warn!(cause = %e, "could not list the users with notifications; every connect reads its counts");
+    }
     match state.cluster.clone() {
         None => {
             let (layer, io) = socket_io(&state).build_layer();

@@ -44,6 +44,7 @@ const REPAIR_PAUSE: Duration = Duration::from_millis(50);
 /// user, and asks for a repair where a socket could not take it in order. Returns how many
 /// sockets took it (sent, or held while they register).
 pub fn deliver<A: Adapter>(st: &AppState, io: &SocketIo<A>, n: &Notification, prev: Option<&str>) -> usize {
+    st.summaries.note_user(&n.user_id);
     let Some(ns) = default_ns(io) else { return 0 };
     let mut took = 0;
     let mut behind = false;
@@ -86,6 +87,7 @@ pub async fn run<A: Adapter>(io: SocketIo<A>, st: AppState) {
                             poll_failing = false;
                         }
                         for (user, head) in heads {
+                            st.summaries.note_user(&user);
                             if lags(&io, &user, &head) {
                                 st.repairs.request(&user);
                             }

@@ -259,6 +259,17 @@ pub async fn after_each(db: &Db, cursors: &[(String, Option<String>)], limit: u3
     Ok(rows)
 }
 
+/// Every user that has at least one notification (read once at start; see
+/// [`super::summary_reader::SummaryReader::load_users`]).
+pub async fn users_with_notifications(db: &Db) -> Result<Vec<String>> {
+    let rows = sqlx::query("SELECT DISTINCT user_id FROM notifications")
+        .fetch_all(db.pool())
+        .await?;
+    rows.into_iter()
+        .map(|r| Ok(r.try_get::<String, _>("user_id")?))
+        .collect()
+}
+
 /// The newest notification id of every user who got one with an id above `floor`, in one
 /// query over the primary key (the nodes' safety net: see `crate::repair`).
 pub async fn heads_since(db: &Db, floor: &str) -> Result<Vec<(String, String)>> {

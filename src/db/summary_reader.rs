@@ -3,6 +3,19 @@
 //! users of every connect waiting at that moment, instead of one query (and one trip to the
 //! database's thread or server) each. A request that finds the reader idle runs at once:
 //! nothing waits for a batch to fill.
+//!
+//! Most connects need no query at all: the reader knows which users have any notification
+//! (read once at start, then told of every notification this node stores, hears of from
+//! another node, or sees in its poll), and answers "none, nothing unread" for the others from
+//! memory. A user whose first notification another node stored a moment ago may be answered
+//! "none" just before this node hears of it; the notification then follows `registered`
+//! through the socket's delivery gate, as any live one does.
+
+use std::{
+    collections::HashSet,
+    hash::{BuildHasher, BuildHasherDefault, DefaultHasher},
+    sync::Mutex,
+};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,6 +33,17 @@ type Request = (String, oneshot::Sender<Result<Summary>>);
 /// Handle to the task that reads summaries; cheap to share.
 pub struct SummaryReader {
     requests: mpsc::Sender<Request>,
+    /// Hashes of the user ids that have at least one notification (8 bytes per such user; a
+    /// collision only costs a query). `None` until loaded: every summary is read then.
+    with_notifications: Mutex<Option<HashSet<u64>>>,
+}
+
+/// Hashes user ids the same way in every process (no random seed needed: a collision only
+/// costs a query).
+type UserHasher = BuildHasherDefault<DefaultHasher>;
+
+fn user_hash(user_id: &str) -> u64 {
+    UserHasher::default().hash_one(user_id)
 }
 
 impl SummaryReader {
@@ -28,11 +52,46 @@ impl SummaryReader {
     pub fn start(db: Db) -> Self {
         let (requests, rx) = mpsc::channel(MAX_BATCH * 4);
         tokio::spawn(read_batches(db, rx));
-        Self { requests }
+        Self {
+            requests,
+            with_notifications: Mutex::new(None),
+        }
+    }
+
+    /// Learns from the database which users have notifications; from then on the others are
+    /// answered from memory. Call once at start, before the node serves.
+    pub async fn load_users(&self, db: &Db) -> Result<usize> {
+        let users = notifications::users_with_notifications(db).await?;
+        let set: HashSet<u64> = users.iter().map(|u| user_hash(u)).collect();
+        let count = set.len();
+        let mut known = self.known();
+        let merged = match known.take() {
+            Some(mut seen) => {
+                seen.extend(set);
+                seen
+            }
+            None => set,
+        };
+        *known = Some(merged);
+        Ok(count)
+    }
+
+    /// Notes that `user_id` has a notification now.
+    pub fn note_user(&self, user_id: &str) {
+        if let Some(set) = self.known().as_mut() {
+            set.insert(user_hash(user_id));
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<HashSet<u64>>> {
+        self.with_notifications.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The unread count and newest notification id of `user_id`.
     pub async fn summary(&self, user_id: &str) -> Result<Summary> {
+        if self.known().as_ref().is_some_and(|set| !set.contains(&user_hash(user_id))) {
+            return Ok(Summary::default());
+        }
         let (tx, rx) = oneshot::channel();
         self.requests
             .send((user_id.to_string(), tx))
