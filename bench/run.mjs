@@ -91,7 +91,8 @@ const SCENARIO = Object.fromEntries(SCENARIOS.map((s) => [s.name, s]));
 const TARGETS = [
   {
     name: 'gateway',
-    bin: path.join(ROOT, 'target/release/sio-gateway'),
+    // SIO_GATEWAY_BIN measures another build (say, the previous commit's) under the same name.
+    bin: process.env.SIO_GATEWAY_BIN ?? path.join(ROOT, 'target/release/sio-gateway'),
     missing() { return exists(this.bin) ? null : `${rel(this.bin)} not built (cargo build --release)`; },
     start(port, dir) {
       return {

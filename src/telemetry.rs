@@ -166,11 +166,12 @@ pub fn record_repair_poll_failed() {
     counter!("sio_repair_poll_failures_total").increment(1);
 }
 
-/// Redis messages this node could not pass on since the last heartbeat, by cause.
-pub fn record_redis_losses(losses: crate::cluster::LossCounts) {
-    counter!("sio_redis_messages_lost_total", "cause" => "queue_full").increment(losses.queue_full);
-    counter!("sio_redis_messages_lost_total", "cause" => "publish_failed").increment(losses.publish_failed);
-    counter!("sio_redis_messages_lost_total", "cause" => "inbound_dropped").increment(losses.inbound_dropped);
+/// Redis messages this node could not pass on since the last heartbeat: publishes that did
+/// not fit in the queue, publishes Redis did not take, incoming messages dropped.
+pub fn record_redis_losses(queue_full: u64, publish_failed: u64, inbound_dropped: u64) {
+    counter!("sio_redis_messages_lost_total", "cause" => "queue_full").increment(queue_full);
+    counter!("sio_redis_messages_lost_total", "cause" => "publish_failed").increment(publish_failed);
+    counter!("sio_redis_messages_lost_total", "cause" => "inbound_dropped").increment(inbound_dropped);
 }
 
 /// Whether the last heartbeat reached Redis (1) or not (0).

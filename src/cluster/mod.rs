@@ -349,7 +349,7 @@ impl Cluster {
 
     async fn heartbeat(&self) {
         let losses = self.driver.take_losses();
-        crate::telemetry::record_redis_losses(losses);
+        crate::telemetry::record_redis_losses(losses.queue_full, losses.publish_failed, losses.inbound_dropped);
         if losses != LossCounts::default() {
             tracing::warn!(
                 queue_full = losses.queue_full,

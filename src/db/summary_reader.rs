@@ -89,7 +89,11 @@ impl SummaryReader {
 
     /// The unread count and newest notification id of `user_id`.
     pub async fn summary(&self, user_id: &str) -> Result<Summary> {
-        if self.known().as_ref().is_some_and(|set| !set.contains(&user_hash(user_id))) {
+        if self
+            .known()
+            .as_ref()
+            .is_some_and(|set| !set.contains(&user_hash(user_id)))
+        {
             return Ok(Summary::default());
         }
         let (tx, rx) = oneshot::channel();
