@@ -615,6 +615,7 @@ export function logSummary(logs) {
       .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>')
       .replace(/\b(sid|user|id)=\S+/g, '$1=…')
       .replace(/\d+(\.\d+)?(ms|s|µs)\b/g, 'N$2')
+      .replace(/=\d+\b/g, '=N')
       .slice(0, 200);
   const counts = countBy(lines, key);
   const top = Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([line, n]) => ({ n, line }));

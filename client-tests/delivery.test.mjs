@@ -69,6 +69,38 @@ describe("a tab that stops reading (issue 12, point 3)", () => {
   });
 });
 
+// Section 5: the catch-up is "the oldest 100 of them at most; the client reads the rest with
+// listNotifications". This is the path the careful client of bench/faults.mjs takes when a
+// server recovers a tab by disconnecting it, so it is checked on its own here.
+describe("a tab that was offline while 250 notifications were created", () => {
+  it("gets at most 100 as catch-up, reads the rest with listNotifications, each once and in order", async () => {
+    const gw = await startGateway();
+    const user = `offline-${uid()}`;
+    const tab = new CarefulTab({ label: "offline tab", user, token: gw.token(user), pickUrl: () => gw.url });
+    try {
+      await tab.connect();
+      // One notification first: a cursor of null asks for no catch-up (section 5).
+      const [first] = await postMany(gw, user, 1);
+      await until(() => tab.have.has(first), 5000, "the first notification");
+      tab.socket.close(); // offline: a client-side close does not reconnect
+      const events = tab.events;
+      const created = await postMany(gw, user, 250, { inFlight: 8 });
+      await tab.connect(); // back, with the cursor it had
+      await until(() => created.every((id) => tab.have.has(id)), 10000, "every notification on the tab");
+      await sleep(300);
+      const caughtUp = tab.events - events;
+      assert.ok(caughtUp <= 100, `catch-up sent ${caughtUp} notifications, at most 100 expected`);
+      assert.equal(tab.fetched, created.length - caughtUp, "the rest read with listNotifications");
+      assert.equal(tab.duplicates, 0);
+      assert.equal(tab.outOfOrder, 0);
+      assert.equal(tab.have.size, created.length + 1);
+    } finally {
+      tab.close();
+      await gw.stop();
+    }
+  });
+});
+
 describe("POST /api/notifications while Redis is slow (issue 12, point 4)", () => {
   it("answers within 1 s while every packet to and from Redis is delayed by 2 s", async () => {
     const redis = new RedisServer(await stablePort());
