@@ -185,8 +185,11 @@ impl<A: Adapter> cluster::LocalNode for LocalView<A> {
             .collect()
     }
 
-    fn sockets(&self) -> serde_json::Value {
-        serde_json::to_value(admin::serialize::local_sockets(&self.io)).unwrap_or_default()
+    fn sockets(&self) -> Vec<serde_json::Value> {
+        admin::serialize::local_sockets(&self.io)
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .collect()
     }
 }
 

@@ -139,9 +139,13 @@ pub fn local_sockets<A: Adapter>(io: &SocketIo<A>) -> Vec<SerializedSocket> {
 pub async fn all_sockets<A: Adapter>(io: &SocketIo<A>, st: &AppState) -> Vec<SerializedSocket> {
     let mut all = local_sockets(io);
     if let Some(cluster) = &st.cluster {
-        for answer in cluster.remote_sockets().await {
-            all.extend(serde_json::from_value::<Vec<SerializedSocket>>(answer).unwrap_or_default());
-        }
+        all.extend(
+            cluster
+                .remote_sockets()
+                .await
+                .into_iter()
+                .filter_map(|s| serde_json::from_value::<SerializedSocket>(s).ok()),
+        );
     }
     all
 }

@@ -43,12 +43,15 @@ pub trait LocalNode: Send + Sync + 'static {
     fn notification(&self, notification: Notification, prev: Option<String>);
     /// Connection counts per user in `room`, on this node.
     fn room_members(&self, room: &str) -> MemberCounts;
-    /// This node's sockets, as the admin UI lists them.
-    fn sockets(&self) -> serde_json::Value;
+    /// This node's sockets, as the admin UI lists them (one value each).
+    fn sockets(&self) -> Vec<serde_json::Value>;
 }
 
+/// One page of an answer, and whether it was the answering node's last.
+type Page = (serde_json::Value, bool);
+
 /// Answers waiting for a cross-node question, by request id.
-type Pending = std::sync::Mutex<BTreeMap<u64, mpsc::Sender<serde_json::Value>>>;
+type Pending = std::sync::Mutex<BTreeMap<u64, mpsc::Sender<Page>>>;
 
 /// This node's link to the others.
 pub struct Cluster {
@@ -71,7 +74,7 @@ struct PendingEntry<'a> {
 }
 
 impl<'a> PendingEntry<'a> {
-    fn insert(pending: &'a Pending, id: u64, tx: mpsc::Sender<serde_json::Value>) -> Self {
+    fn insert(pending: &'a Pending, id: u64, tx: mpsc::Sender<Page>) -> Self {
         pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
         Self { pending, id }
     }
@@ -112,7 +115,15 @@ struct Request {
 struct Response {
     id: u64,
     answer: serde_json::Value,
+    /// Whether this is the node's last page of its answer.
+    last: bool,
 }
+
+/// Most sockets in one page of an answer to [`Query::Sockets`], so no Redis message grows
+/// with the size of a node.
+const SOCKETS_PAGE: usize = 500;
+/// Most pages waiting for the asker; pages past it are dropped (the list comes out short).
+const PENDING_PAGES: usize = 1024;
 
 /// Adds one connection of `user` on this node if the sum over live nodes is under the limit.
 /// KEYS[1] nodes zset, KEYS[2] this node's hash. ARGV: user, max, now_ms, stale_ms, node id,
@@ -250,12 +261,19 @@ impl Cluster {
         merged
     }
 
-    /// What every other node answered with [`LocalNode::sockets`].
+    /// What every other node answered with [`LocalNode::sockets`], one value per socket.
     pub async fn remote_sockets(&self) -> Vec<serde_json::Value> {
-        self.ask(Query::Sockets).await
+        let mut all = Vec::new();
+        for page in self.ask(Query::Sockets).await {
+            if let serde_json::Value::Array(sockets) = page {
+                all.extend(sockets);
+            }
+        }
+        all
     }
 
-    /// Publishes `query` and collects one answer from each other node, within a deadline.
+    /// Publishes `query` and collects the answer of each other node (one or more pages),
+    /// within a deadline.
     async fn ask(&self, query: Query) -> Vec<serde_json::Value> {
         let others = match self.driver.num_serv(&self.chan("req")).await {
             Ok(n) => usize::from(n).saturating_sub(1),
@@ -268,7 +286,7 @@ impl Cluster {
             return Vec::new();
         }
         let id = self.next_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, mut rx) = mpsc::channel(others);
+        let (tx, mut rx) = mpsc::channel(PENDING_PAGES);
         let _entry = PendingEntry::insert(&self.pending, id, tx);
         let req = Request {
             origin: self.node_id.clone(),
@@ -279,14 +297,18 @@ impl Cluster {
             self.driver.enqueue(self.chan("req"), body);
         }
         let deadline = tokio::time::Instant::now() + MEMBERS_TIMEOUT;
-        let mut answers = Vec::with_capacity(others);
-        while answers.len() < others {
+        let mut pages = Vec::with_capacity(others);
+        let mut finished = 0;
+        while finished < others {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(answer)) => answers.push(answer),
+                Ok(Some((page, last))) => {
+                    pages.push(page);
+                    finished += usize::from(last);
+                }
                 _ => break,
             }
         }
-        answers
+        pages
     }
 
     /// Subscribes this node's channels and serves them until the process stops: remote
@@ -316,13 +338,13 @@ impl Cluster {
                         if let Ok(req) = serde_json::from_slice::<Request>(&body)
                             && req.origin != me.node_id
                         {
-                            let answer = match req.query {
-                                Query::Members { room } => serde_json::to_value(local.room_members(&room)),
-                                Query::Sockets => Ok(local.sockets()),
-                            };
-                            let res = Response { id: req.id, answer: answer.unwrap_or_default() };
-                            if let Ok(body) = serde_json::to_vec(&res) {
-                                me.driver.enqueue(me.chan(&format!("res#{}", req.origin)), body);
+                            let pages = answer_pages(req.query, local.as_ref());
+                            let count = pages.len();
+                            for (i, answer) in pages.into_iter().enumerate() {
+                                let res = Response { id: req.id, answer, last: i + 1 == count };
+                                if let Ok(body) = serde_json::to_vec(&res) {
+                                    me.driver.enqueue(me.chan(&format!("res#{}", req.origin)), body);
+                                }
                             }
                         }
                     }
@@ -330,7 +352,7 @@ impl Cluster {
                         if let Ok(res) = serde_json::from_slice::<Response>(&body) {
                             let tx = me.pending.lock().unwrap_or_else(|e| e.into_inner()).get(&res.id).cloned();
                             if let Some(tx) = tx {
-                                let _ = tx.try_send(res.answer);
+                                let _ = tx.try_send((res.answer, res.last));
                             }
                         }
                     }
@@ -396,5 +418,50 @@ impl Cluster {
             .ignore()
             .query_async(&mut conn)
             .await;
+    }
+}
+
+/// This node's answer to `query`, in pages (at least one).
+fn answer_pages(query: Query, local: &dyn LocalNode) -> Vec<serde_json::Value> {
+    match query {
+        Query::Members { room } => vec![serde_json::to_value(local.room_members(&room)).unwrap_or_default()],
+        Query::Sockets => {
+            let sockets = local.sockets();
+            let mut pages: Vec<serde_json::Value> = sockets.chunks(SOCKETS_PAGE).map(|p| p.to_vec().into()).collect();
+            if pages.is_empty() {
+                pages.push(serde_json::Value::Array(Vec::new()));
+            }
+            pages
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Many(usize);
+
+    impl LocalNode for Many {
+        fn notification(&self, _: Notification, _: Option<String>) {}
+        fn room_members(&self, room: &str) -> MemberCounts {
+            vec![(room.to_string(), self.0)]
+        }
+        fn sockets(&self) -> Vec<serde_json::Value> {
+            (0..self.0).map(|i| serde_json::json!({ "id": i })).collect()
+        }
+    }
+
+    #[test]
+    fn a_socket_list_travels_in_pages() {
+        let sizes = |n| -> Vec<usize> {
+            answer_pages(Query::Sockets, &Many(n))
+                .iter()
+                .map(|p| p.as_array().unwrap().len())
+                .collect()
+        };
+        assert_eq!(sizes(1201), vec![500, 500, 201]);
+        assert_eq!(sizes(0), vec![0], "an empty node still answers, with one empty page");
+        assert_eq!(answer_pages(Query::Members { room: "r".into() }, &Many(3)).len(), 1);
     }
 }
