@@ -464,4 +464,17 @@ mod tests {
         assert_eq!(sizes(0), vec![0], "an empty node still answers, with one empty page");
         assert_eq!(answer_pages(Query::Members { room: "r".into() }, &Many(3)).len(), 1);
     }
+
+    #[tokio::test]
+    async fn a_cancelled_question_leaves_no_pending_entry() {
+        let pending = Pending::default();
+        let asking = async {
+            let (tx, mut rx) = mpsc::channel(1);
+            let _entry = PendingEntry::insert(&pending, 7, tx);
+            rx.recv().await
+        };
+        // The asker gives up (its HTTP request or socket event was dropped) before an answer.
+        assert!(tokio::time::timeout(Duration::from_millis(20), asking).await.is_err());
+        assert!(pending.lock().unwrap().is_empty());
+    }
 }
