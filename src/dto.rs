@@ -34,7 +34,8 @@ pub fn valid_room_id(id: &str) -> Result<(), ValidationError> {
     }
 }
 
-fn valid_user_id(id: &str) -> Result<(), ValidationError> {
+/// Checks a user id: 1–128 characters from `[A-Za-z0-9_.:@-]` (a token's `sub`).
+pub fn valid_user_id(id: &str) -> Result<(), ValidationError> {
     if crate::auth::valid_user_id(id) {
         Ok(())
     } else {

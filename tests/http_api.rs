@@ -142,3 +142,36 @@ async fn health_and_metrics() {
     }
     app.stop().await;
 }
+
+/// `POST /demo/token` answers every bad body in the JSON error shape, like the other routes.
+#[tokio::test]
+async fn demo_token_errors_are_json() {
+    let demo = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&[("DEMO_DIR", demo.path().to_str().unwrap())]).await;
+    let send = |body: &'static str, content_type: &'static str| {
+        app.http()
+            .post(app.url("/demo/token"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    for (body, content_type, status, code) in [
+        ("{not json", "application/json", 400, "bad_request"),
+        (r#"{"userId":"bob"}"#, "text/plain", 400, "bad_request"),
+        ("{}", "application/json", 422, "validation_failed"),
+        (r#"{"userId":5}"#, "application/json", 422, "validation_failed"),
+        (r#"{"userId":"a b"}"#, "application/json", 422, "validation_failed"),
+    ] {
+        let r = send(body, content_type).await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+        let b: Value = r.json().await.expect("a JSON body");
+        assert_eq!(b["error"]["code"], code, "{body}: {b}");
+        if status == 422 {
+            assert!(b["error"]["details"]["userId"].is_array(), "{b}");
+        }
+    }
+    let r = send(r#"{"userId":"bob"}"#, "application/json").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["token"].is_string());
+    app.stop().await;
+}
