@@ -467,6 +467,23 @@ mod tests {
         assert_eq!(d.keys().collect::<Vec<_>>(), vec!["userId"]);
     }
 
+    /// `refreshToken`'s `token` follows the DTO rules: missing, not a string or empty is
+    /// `validation_failed` naming `token` (contract v1.2, section 4).
+    #[test]
+    fn refresh_token_must_be_a_non_empty_string() {
+        for bad in [
+            json!({}),
+            json!({"token": null}),
+            json!({"token": ""}),
+            json!({"token": 5}),
+            json!({"token": ["t"]}),
+        ] {
+            let d = details(parse::<RefreshTokenArgs>(Some(bad.clone())).unwrap_err());
+            assert_eq!(d.keys().collect::<Vec<_>>(), vec!["token"], "{bad}");
+        }
+        assert!(parse::<RefreshTokenArgs>(Some(json!({"token": "a.b.c"}))).is_ok());
+    }
+
     #[test]
     fn emit_data_absent_differs_from_null() {
         assert!(parse::<EmitArgs>(Some(json!({"event": "x"}))).unwrap().data.is_none());
