@@ -61,6 +61,25 @@ fn no_nul(text: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// Length of an id as the gateway writes them: a UUID in its hyphenated form.
+const ID_CHARS: usize = 36;
+
+/// Whether `id` has the shape of an id the gateway writes (a hyphenated lowercase UUID: 36
+/// characters from `0-9 a-f -`). Anything else names nothing, and never reaches a query: a
+/// database may refuse it outright (PostgreSQL refuses NUL in a text parameter).
+pub fn is_id(id: &str) -> bool {
+    id.len() == ID_CHARS && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'))
+}
+
+/// A `before` cursor as a query may use it: `Ok(None)` without one, [`AppError::NotFound`]
+/// when it cannot name anything (see [`is_id`]).
+fn cursor(before: Option<&str>) -> Result<Option<&str>, AppError> {
+    match before {
+        Some(id) if !is_id(id) => Err(AppError::NotFound),
+        other => Ok(other),
+    }
+}
+
 fn valid_cursor(id: &str) -> Result<(), ValidationError> {
     if id.is_empty() || id.len() > 64 {
         Err(ValidationError::new("cursor").with_message("must be an id of 1 to 64 characters".into()))
@@ -109,6 +128,13 @@ pub struct GetMessagesArgs {
     pub before: Option<String>,
 }
 
+impl GetMessagesArgs {
+    /// The `before` cursor for the query; one that cannot be a message id is `not_found`.
+    pub fn cursor(&self) -> Result<Option<&str>, AppError> {
+        cursor(self.before.as_deref())
+    }
+}
+
 /// `listNotifications` and `GET /api/notifications`: `{ limit?, before?, unreadOnly? }`.
 #[derive(Debug, Default, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +147,13 @@ pub struct ListNotificationsArgs {
     pub before: Option<String>,
     /// Only unread ones.
     pub unread_only: Option<bool>,
+}
+
+impl ListNotificationsArgs {
+    /// The `before` cursor for the query; one that cannot be a notification id is `not_found`.
+    pub fn cursor(&self) -> Result<Option<&str>, AppError> {
+        cursor(self.before.as_deref())
+    }
 }
 
 /// `markRead` and `POST /api/notifications/read`: `{ ids }` or `{ all: true }`.
@@ -166,10 +199,11 @@ pub enum MarkRead {
 }
 
 impl MarkReadArgs {
-    /// The checked request.
+    /// The checked request. Ids that cannot be notification ids name nothing, so they are
+    /// dropped here and never reach a query (the list may end up empty).
     pub fn into_request(self) -> MarkRead {
         match self.ids {
-            Some(ids) => MarkRead::Ids(ids),
+            Some(ids) => MarkRead::Ids(ids.into_iter().filter(|id| is_id(id)).collect()),
             None => MarkRead::All,
         }
     }
@@ -454,6 +488,26 @@ mod tests {
         }
         let many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
         assert!(parse::<MarkReadArgs>(Some(json!({ "ids": many }))).is_err());
+    }
+
+    /// Ids that reach a query have an id's shape; others name nothing before any query runs:
+    /// a cursor is `not_found`, a `markRead` id is dropped.
+    #[test]
+    fn only_id_shaped_ids_reach_a_query() {
+        let id = "0190abcd-0000-7000-8000-00000000000f";
+        assert!(is_id(id));
+        let (upper, long) = (id.to_uppercase(), format!("{id}0"));
+        for bad in ["\0", "nope", "0190abcd-0000-7000-8000-00000000000\0", &upper, &long] {
+            assert!(!is_id(bad), "{bad:?}");
+            let page: ListNotificationsArgs = parse(Some(json!({ "before": bad }))).unwrap();
+            assert!(matches!(page.cursor(), Err(AppError::NotFound)), "{bad:?}");
+            let msgs: GetMessagesArgs = parse(Some(json!({ "roomId": "r", "before": bad }))).unwrap();
+            assert!(matches!(msgs.cursor(), Err(AppError::NotFound)), "{bad:?}");
+        }
+        let page: ListNotificationsArgs = parse(Some(json!({ "before": id }))).unwrap();
+        assert_eq!(page.cursor().unwrap(), Some(id));
+        let read: MarkReadArgs = parse(Some(json!({ "ids": ["\0", id, "x"] }))).unwrap();
+        assert_eq!(read.into_request(), MarkRead::Ids(vec![id.to_string()]));
     }
 
     #[test]

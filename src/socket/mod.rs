@@ -153,7 +153,7 @@ pub async fn on_connect<A: Adapter>(
     let cursor = auth
         .ok()
         .and_then(|a| a.get("lastNotificationId").and_then(|v| v.as_str()).map(str::to_string))
-        .filter(|c| !c.is_empty() && c.len() <= 64);
+        .filter(|c| crate::dto::is_id(c));
     let mut sent = HashSet::new();
     if let Some(cursor) = cursor {
         match store::after(&st.db, &ses.user_id, &cursor, CATCH_UP_LIMIT).await {
