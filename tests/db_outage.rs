@@ -52,7 +52,10 @@ impl Relay {
 fn through(url: &str, addr: SocketAddr) -> String {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, path) = rest.split_once('/').unwrap();
-    let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
+    let user = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
     format!("{scheme}://{user}{addr}/{path}")
 }
 
@@ -60,7 +63,11 @@ fn host_port(url: &str) -> String {
     let rest = url.split_once("://").unwrap().1;
     let authority = rest.split_once('/').map(|(a, _)| a).unwrap_or(rest);
     let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
-    if host.contains(':') { host.to_string() } else { format!("{host}:5432") }
+    if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    }
 }
 
 /// With PostgreSQL cut off, `listNotifications` acks `unavailable` and `GET
