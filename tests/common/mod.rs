@@ -162,6 +162,14 @@ impl RawSocket {
         self.ws.send(WsMessage::text(text)).await.expect("send");
     }
 
+    /// Sends raw Engine.IO text frames in one write, so the server reads them as one burst.
+    pub async fn send_burst(&mut self, texts: Vec<String>) {
+        for t in texts {
+            self.ws.feed(WsMessage::text(t)).await.expect("send");
+        }
+        self.ws.flush().await.expect("send");
+    }
+
     /// Next text frame, answering pings; `None` when closed or after 5 s of silence.
     pub async fn recv_text(&mut self) -> Option<String> {
         match self.next_frame(Duration::from_secs(5)).await {
