@@ -205,6 +205,7 @@ async fn finish<A: Adapter>(
     .layer(layer)
     .layer(axum::middleware::map_request(handshake_copy::detach_handshake))
     .layer(DefaultBodyLimit::max(state.cfg.max_payload_bytes))
+    .layer(axum::middleware::from_fn(http::header_limit::refuse_large_headers))
     .layer(cors(&state.cfg)?);
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
     let checkpoints = state.db.start_checkpoints();

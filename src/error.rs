@@ -58,6 +58,9 @@ pub enum AppError {
     /// HTTP: a body over `MAX_PAYLOAD_BYTES`.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// HTTP: request headers over 16 KiB (see [`crate::http::header_limit`]).
+    #[error("request headers too large")]
+    HeadersTooLarge,
     /// A dependency does not answer (database, Redis).
     #[error("{0} unavailable")]
     Unavailable(&'static str),
@@ -107,6 +110,7 @@ impl AppError {
             Self::BadRequest(_) => "bad_request",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::Unavailable(_) => "unavailable",
             Self::Db(_) | Self::Internal(_) => "internal",
         }
@@ -123,6 +127,7 @@ impl AppError {
             Self::InvalidToken | Self::TokenExpired | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -246,6 +251,7 @@ mod tests {
             (AppError::BadRequest("x".into()), "bad_request", 400),
             (AppError::MethodNotAllowed, "method_not_allowed", 405),
             (AppError::PayloadTooLarge, "payload_too_large", 413),
+            (AppError::HeadersTooLarge, "headers_too_large", 431),
             (AppError::Unavailable("database"), "unavailable", 503),
             (AppError::Internal("boom".into()), "internal", 500),
         ];
