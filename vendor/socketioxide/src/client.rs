@@ -124,6 +124,17 @@ impl<A: Adapter> Client<A> {
         }
     }
 
+    /// sio-gateway patch (vendor/README.md, 2): whether no namespace but `ns` has a socket
+    /// of the connection `sid`.
+    fn in_no_other_ns(&self, sid: Sid, ns: &str) -> bool {
+        !self
+            .nsps
+            .read()
+            .unwrap()
+            .iter()
+            .any(|(path, n)| &**path != ns && n.has(sid))
+    }
+
     /// Spawn a task that will close the socket if it is not connected to a namespace
     /// after the [`SocketIoConfig::connect_timeout`] duration
     fn spawn_connect_timeout_task(&self, socket: Arc<EIoSocket<SocketData<A>>>) {
@@ -303,6 +314,10 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
         #[cfg(feature = "tracing")]
         tracing::debug!("Packet: {:?}", packet);
 
+        // sio-gateway patch (vendor/README.md, 2): a DISCONNECT that ends the connection's last
+        // namespace socket leaves it as if it had never joined one.
+        let last_ns_left = matches!(packet.inner, PacketData::Disconnect)
+            && self.in_no_other_ns(socket.id, &packet.ns);
         let res: Result<(), Error> = match packet.inner {
             PacketData::Connect(auth) => {
                 self.sock_connect(auth, &packet.ns, &socket);
@@ -320,6 +335,8 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
             if let Some(reason) = err.into() {
                 socket.close(reason);
             }
+        } else if last_ns_left {
+            self.spawn_connect_timeout_task(socket);
         }
     }
 

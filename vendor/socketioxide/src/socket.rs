@@ -829,14 +829,22 @@ impl<A: Adapter> Socket<A> {
     }
 
     fn recv_event(self: Arc<Self>, data: Value, ack: Option<i64>) -> Result<(), Error> {
-        let event = self.parser.read_event(&data).map_err(|_e| {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(?_e, "failed to read event");
-            Error::InvalidEventName
-        })?;
+        // sio-gateway patch (vendor/README.md, 1): a name written with a JSON escape cannot be
+        // read as a borrowed `&str`; decode it instead of failing the whole connection.
+        let event: Cow<'_, str> = match self.parser.read_event(&data) {
+            Ok(event) => Cow::Borrowed(event),
+            Err(_e) => match escaped_event_name(&data) {
+                Some(event) => Cow::Owned(event),
+                None => {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(?_e, "failed to read event");
+                    return Err(Error::InvalidEventName);
+                }
+            },
+        };
         #[cfg(feature = "tracing")]
         tracing::debug!(?event, "reading");
-        if let Some(handler) = self.message_handlers.read().unwrap().get(event) {
+        if let Some(handler) = self.message_handlers.read().unwrap().get(&*event) {
             handler.call(self.clone(), data, ack);
         } else if let Some(fallback) = self.fallback_message_handler.read().unwrap().as_ref() {
             fallback.call(self.clone(), data, ack);
@@ -853,6 +861,17 @@ impl<A: Adapter> Socket<A> {
         }
         Ok(())
     }
+}
+
+/// sio-gateway patch (vendor/README.md, 1): the event name of a text packet whose name has a
+/// JSON escape, decoded; `None` when the first element is no string at all.
+fn escaped_event_name(data: &Value) -> Option<String> {
+    use serde::de::DeserializeSeed;
+    let text = data.as_str()?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    socketioxide_core::parser::FirstElement::<String>::default()
+        .deserialize(&mut de)
+        .ok()
 }
 
 impl<A: Adapter> Debug for Socket<A> {
