@@ -119,13 +119,17 @@ impl AdminHub {
     /// extensions) is dropped with the socket.
     pub fn watch(&self) -> WatchGuard {
         self.watchers.local.fetch_add(1, Ordering::Relaxed);
-        WatchGuard(Arc::new(Watching(self.watchers.clone())))
+        WatchGuard {
+            _watching: Arc::new(Watching(self.watchers.clone())),
+        }
     }
 }
 
 /// Keeps an admin socket counted as watching while it lives (cheap to clone).
 #[derive(Clone)]
-pub struct WatchGuard(#[allow(dead_code)] Arc<Watching>);
+pub struct WatchGuard {
+    _watching: Arc<Watching>,
+}
 
 /// Gives the count back when the last clone of a [`WatchGuard`] is dropped.
 pub struct Watching(Arc<Watchers>);
