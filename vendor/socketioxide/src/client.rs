@@ -124,15 +124,19 @@ impl<A: Adapter> Client<A> {
         }
     }
 
-    /// sio-gateway patch (vendor/README.md, 2): whether no namespace but `ns` has a socket
-    /// of the connection `sid`.
-    fn in_no_other_ns(&self, sid: Sid, ns: &str) -> bool {
-        !self
+    /// sio-gateway patch (vendor/README.md, 2): the connection's socket of namespace `ns` has
+    /// been disconnected (by the client or the server); if no other namespace has one, the
+    /// connection gets the connect timeout again, as a connection that never joined one.
+    pub(crate) fn ns_left(&self, socket: Arc<EIoSocket<SocketData<A>>>, ns: &str) {
+        let elsewhere = self
             .nsps
             .read()
             .unwrap()
             .iter()
-            .any(|(path, n)| &**path != ns && n.has(sid))
+            .any(|(path, n)| &**path != ns && n.has(socket.id));
+        if !elsewhere {
+            self.spawn_connect_timeout_task(socket);
+        }
     }
 
     /// Spawn a task that will close the socket if it is not connected to a namespace
@@ -316,8 +320,7 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
 
         // sio-gateway patch (vendor/README.md, 2): a DISCONNECT that ends the connection's last
         // namespace socket leaves it as if it had never joined one.
-        let last_ns_left = matches!(packet.inner, PacketData::Disconnect)
-            && self.in_no_other_ns(socket.id, &packet.ns);
+        let disconnected_ns = matches!(packet.inner, PacketData::Disconnect).then(|| packet.ns.clone());
         let res: Result<(), Error> = match packet.inner {
             PacketData::Connect(auth) => {
                 self.sock_connect(auth, &packet.ns, &socket);
@@ -335,8 +338,8 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
             if let Some(reason) = err.into() {
                 socket.close(reason);
             }
-        } else if last_ns_left {
-            self.spawn_connect_timeout_task(socket);
+        } else if let Some(ns) = disconnected_ns {
+            self.ns_left(socket, &ns);
         }
     }
 

@@ -687,6 +687,11 @@ impl<A: Adapter> SocketIo<A> {
         self.get_default_op().volatile()
     }
 
+    /// sio-gateway patch (vendor/README.md, 2): the client behind this handle.
+    pub(crate) fn client(&self) -> &Arc<Client<A>> {
+        &self.0
+    }
+
     #[cfg(feature = "state")]
     pub(crate) fn get_state<T: Clone + 'static>(&self) -> Option<T> {
         self.0.state.try_get::<T>().cloned()

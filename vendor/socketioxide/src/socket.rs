@@ -667,7 +667,10 @@ impl<A: Adapter> Socket<A> {
         if let Err(SocketError::InternalChannelFull) = res {
             return Err(SocketError::InternalChannelFull);
         }
+        // sio-gateway patch (vendor/README.md, 2): as after a client's DISCONNECT.
+        let (io, esocket, ns) = (self.get_io().clone(), self.esocket.clone(), self.ns.path.clone());
         self.close(DisconnectReason::ServerNSDisconnect);
+        io.client().ns_left(esocket, &ns);
         Ok(())
     }
 
