@@ -62,6 +62,25 @@ describe("admin namespace", () => {
     }
   });
 
+  // README, admin UI: "after five failed logins within a minute a node refuses further logins
+  // at once, without bcrypt … a session id keeps working".
+  it("after five failed logins the node refuses logins for a minute; a session id still works", async () => {
+    const gw = await startGateway(ADMIN_ENV);
+    try {
+      const { s, got } = await adminConnect(gw, { username: "admin", password: PASSWORD });
+      const [session] = got.session;
+      s.close();
+      for (let i = 0; i < 5; i++) {
+        await assert.rejects(adminConnect(gw, { username: "admin", password: `wrong-${i}` }), /invalid credentials/);
+      }
+      await assert.rejects(adminConnect(gw, { username: "admin", password: PASSWORD }), /too many failed logins/);
+      const again = await adminConnect(gw, { sessionId: session });
+      again.s.close();
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it("follows sockets and rooms, and obeys join, leave and _disconnect", async () => {
     const gw = await startGateway(ADMIN_ENV);
     try {

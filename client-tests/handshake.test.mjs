@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import {
   describe, it, before, after, TRANSPORTS, startGateway, spawnGateway, waitExit, token, signJwt,
   decodeJwt, verifyJwt, cliToken, connect, connectAndRegistered, connectError, ack, waitFor, sleep, nowSecs,
-  uid, assertOk, assertError, NO_ARG,
+  uid, assertOk, assertError, assertDetails, NO_ARG,
 } from "./fixture.mjs";
 
 describe("handshake", () => {
@@ -226,10 +226,13 @@ describe("handshake", () => {
     assertError(await ack(s, "refreshToken", { token: gw.token("alice", { exp: nowSecs() - 60 }) }), "token_expired");
   });
 
-  it("refreshToken without a token is validation_failed", async () => {
+  // Section 4 (v1.2): "validation_failed if token is missing, not a string or empty, as for every DTO".
+  it("refreshToken with a token missing, not a string or empty is validation_failed naming token", async () => {
     const s = await connect(gw, { token: gw.token("alice") });
-    assertError(await ack(s, "refreshToken", {}), "validation_failed");
-    assertError(await ack(s, "refreshToken", NO_ARG), "validation_failed");
+    for (const arg of [{}, { token: null }, { token: "" }, { token: 5 }, { token: ["x"] }, { token: { t: 1 } }]) {
+      assertDetails(await ack(s, "refreshToken", arg), "token");
+    }
+    assertDetails(await ack(s, "refreshToken", NO_ARG), "_");
   });
 
   // "its rooms claim governs later joins"

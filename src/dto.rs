@@ -34,7 +34,8 @@ pub fn valid_room_id(id: &str) -> Result<(), ValidationError> {
     }
 }
 
-fn valid_user_id(id: &str) -> Result<(), ValidationError> {
+/// Checks a user id: 1–128 characters from `[A-Za-z0-9_.:@-]` (a token's `sub`).
+pub fn valid_user_id(id: &str) -> Result<(), ValidationError> {
     if crate::auth::valid_user_id(id) {
         Ok(())
     } else {
@@ -57,6 +58,25 @@ fn no_nul(text: &str) -> Result<(), ValidationError> {
         Err(ValidationError::new("nul").with_message("must not contain the NUL character".into()))
     } else {
         Ok(())
+    }
+}
+
+/// Length of an id as the gateway writes them: a UUID in its hyphenated form.
+const ID_CHARS: usize = 36;
+
+/// Whether `id` has the shape of an id the gateway writes (a hyphenated lowercase UUID: 36
+/// characters from `0-9 a-f -`). Anything else names nothing, and never reaches a query: a
+/// database may refuse it outright (PostgreSQL refuses NUL in a text parameter).
+pub fn is_id(id: &str) -> bool {
+    id.len() == ID_CHARS && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'))
+}
+
+/// A `before` cursor as a query may use it: `Ok(None)` without one, [`AppError::NotFound`]
+/// when it cannot name anything (see [`is_id`]).
+fn cursor(before: Option<&str>) -> Result<Option<&str>, AppError> {
+    match before {
+        Some(id) if !is_id(id) => Err(AppError::NotFound),
+        other => Ok(other),
     }
 }
 
@@ -108,6 +128,13 @@ pub struct GetMessagesArgs {
     pub before: Option<String>,
 }
 
+impl GetMessagesArgs {
+    /// The `before` cursor for the query; one that cannot be a message id is `not_found`.
+    pub fn cursor(&self) -> Result<Option<&str>, AppError> {
+        cursor(self.before.as_deref())
+    }
+}
+
 /// `listNotifications` and `GET /api/notifications`: `{ limit?, before?, unreadOnly? }`.
 #[derive(Debug, Default, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
@@ -120,6 +147,13 @@ pub struct ListNotificationsArgs {
     pub before: Option<String>,
     /// Only unread ones.
     pub unread_only: Option<bool>,
+}
+
+impl ListNotificationsArgs {
+    /// The `before` cursor for the query; one that cannot be a notification id is `not_found`.
+    pub fn cursor(&self) -> Result<Option<&str>, AppError> {
+        cursor(self.before.as_deref())
+    }
 }
 
 /// `markRead` and `POST /api/notifications/read`: `{ ids }` or `{ all: true }`.
@@ -165,10 +199,11 @@ pub enum MarkRead {
 }
 
 impl MarkReadArgs {
-    /// The checked request.
+    /// The checked request. Ids that cannot be notification ids name nothing, so they are
+    /// dropped here and never reach a query (the list may end up empty).
     pub fn into_request(self) -> MarkRead {
         match self.ids {
-            Some(ids) => MarkRead::Ids(ids),
+            Some(ids) => MarkRead::Ids(ids.into_iter().filter(|id| is_id(id)).collect()),
             None => MarkRead::All,
         }
     }
@@ -455,6 +490,26 @@ mod tests {
         assert!(parse::<MarkReadArgs>(Some(json!({ "ids": many }))).is_err());
     }
 
+    /// Ids that reach a query have an id's shape; others name nothing before any query runs:
+    /// a cursor is `not_found`, a `markRead` id is dropped.
+    #[test]
+    fn only_id_shaped_ids_reach_a_query() {
+        let id = "0190abcd-0000-7000-8000-00000000000f";
+        assert!(is_id(id));
+        let (upper, long) = (id.to_uppercase(), format!("{id}0"));
+        for bad in ["\0", "nope", "0190abcd-0000-7000-8000-00000000000\0", &upper, &long] {
+            assert!(!is_id(bad), "{bad:?}");
+            let page: ListNotificationsArgs = parse(Some(json!({ "before": bad }))).unwrap();
+            assert!(matches!(page.cursor(), Err(AppError::NotFound)), "{bad:?}");
+            let msgs: GetMessagesArgs = parse(Some(json!({ "roomId": "r", "before": bad }))).unwrap();
+            assert!(matches!(msgs.cursor(), Err(AppError::NotFound)), "{bad:?}");
+        }
+        let page: ListNotificationsArgs = parse(Some(json!({ "before": id }))).unwrap();
+        assert_eq!(page.cursor().unwrap(), Some(id));
+        let read: MarkReadArgs = parse(Some(json!({ "ids": ["\0", id, "x"] }))).unwrap();
+        assert_eq!(read.into_request(), MarkRead::Ids(vec![id.to_string()]));
+    }
+
     #[test]
     fn object_rules_name_a_field() {
         let d = details(parse::<MarkReadArgs>(Some(json!({}))).unwrap_err());
@@ -464,6 +519,23 @@ mod tests {
         assert!(parse::<MarkReadArgs>(Some(json!({"ids": ["a"], "all": false}))).is_ok());
         let d = details(parse::<EmitArgs>(Some(json!({"event": "x", "room": "r", "userId": "u"}))).unwrap_err());
         assert_eq!(d.keys().collect::<Vec<_>>(), vec!["userId"]);
+    }
+
+    /// `refreshToken`'s `token` follows the DTO rules: missing, not a string or empty is
+    /// `validation_failed` naming `token` (contract v1.2, section 4).
+    #[test]
+    fn refresh_token_must_be_a_non_empty_string() {
+        for bad in [
+            json!({}),
+            json!({"token": null}),
+            json!({"token": ""}),
+            json!({"token": 5}),
+            json!({"token": ["t"]}),
+        ] {
+            let d = details(parse::<RefreshTokenArgs>(Some(bad.clone())).unwrap_err());
+            assert_eq!(d.keys().collect::<Vec<_>>(), vec!["token"], "{bad}");
+        }
+        assert!(parse::<RefreshTokenArgs>(Some(json!({"token": "a.b.c"}))).is_ok());
     }
 
     #[test]

@@ -58,12 +58,17 @@ pub enum AppError {
     /// HTTP: a body over `MAX_PAYLOAD_BYTES`.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// HTTP: request headers over 16 KiB (see [`crate::http::header_limit`]).
+    #[error("request headers too large")]
+    HeadersTooLarge,
     /// A dependency does not answer (database, Redis).
     #[error("{0} unavailable")]
     Unavailable(&'static str),
-    /// A database failure; logged with its cause, answered as `internal`.
+    /// A database failure of the server's own; logged with its cause, answered as
+    /// `internal`. (A database that does not answer becomes [`AppError::Unavailable`]: see
+    /// the `From<sqlx::Error>` impl.)
     #[error("internal error")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// Any other failure of the server's own; logged, answered as `internal`.
     #[error("internal error")]
     Internal(String),
@@ -105,6 +110,7 @@ impl AppError {
             Self::BadRequest(_) => "bad_request",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::Unavailable(_) => "unavailable",
             Self::Db(_) | Self::Internal(_) => "internal",
         }
@@ -121,6 +127,7 @@ impl AppError {
             Self::InvalidToken | Self::TokenExpired | Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -147,14 +154,34 @@ impl AppError {
             details,
         }
     }
+}
 
-    /// True when a dependency, not the caller, is at fault: the database is down or busy.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-            || matches!(
-                self,
-                Self::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
-            )
+impl From<sqlx::Error> for AppError {
+    /// A database that cannot be reached or is too busy to answer is the dependency's fault:
+    /// `unavailable` (503) on both transports. Anything else is `internal`.
+    fn from(e: sqlx::Error) -> Self {
+        if db_unavailable(&e) {
+            tracing::warn!(cause = %e, "database unavailable");
+            Self::Unavailable("database")
+        } else {
+            Self::Db(e)
+        }
+    }
+}
+
+/// Whether `e` says the database did not answer, rather than that the query was wrong: no
+/// connection in time, a connection refused or cut, a server shutting down or out of
+/// connections (SQLSTATE class 08, 57P01–57P03, 53300), or SQLite busy or locked.
+fn db_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+                // SQLite's primary codes in the low byte: 5 SQLITE_BUSY, 6 SQLITE_LOCKED.
+                || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+        }),
+        _ => false,
     }
 }
 
@@ -197,23 +224,7 @@ struct HttpErrorBody {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        // A database that cannot be reached is the dependency's fault: 503, not 500.
-        let err = if self.is_unavailable() && !matches!(self, Self::Unavailable(_)) {
-            tracing::warn!(cause = %self.source_text(), "database unavailable");
-            AppError::Unavailable("database")
-        } else {
-            self
-        };
-        (err.status(), axum::Json(HttpErrorBody { error: err.body() })).into_response()
-    }
-}
-
-impl AppError {
-    fn source_text(&self) -> String {
-        match self {
-            Self::Db(e) => e.to_string(),
-            other => other.to_string(),
-        }
+        (self.status(), axum::Json(HttpErrorBody { error: self.body() })).into_response()
     }
 }
 
@@ -240,6 +251,7 @@ mod tests {
             (AppError::BadRequest("x".into()), "bad_request", 400),
             (AppError::MethodNotAllowed, "method_not_allowed", 405),
             (AppError::PayloadTooLarge, "payload_too_large", 413),
+            (AppError::HeadersTooLarge, "headers_too_large", 431),
             (AppError::Unavailable("database"), "unavailable", 503),
             (AppError::Internal("boom".into()), "internal", 500),
         ];
@@ -247,6 +259,23 @@ mod tests {
             assert_eq!(err.code(), code);
             assert_eq!(err.status().as_u16(), status, "{code}");
         }
+    }
+
+    /// A database that does not answer is `unavailable` on both transports (the same
+    /// conversion feeds the ack envelope and the HTTP body); a failing query is `internal`.
+    #[test]
+    fn an_unreachable_database_is_unavailable_on_both_transports() {
+        let refused = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        for e in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed, refused()] {
+            let err = AppError::from(e);
+            assert_eq!((err.code(), err.status().as_u16()), ("unavailable", 503));
+            let ack = serde_json::to_value(Ack::<()>::from(Err(err))).unwrap();
+            assert_eq!(ack["error"]["code"], "unavailable", "{ack}");
+            let res = AppError::from(refused()).into_response();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        let broken = AppError::from(sqlx::Error::RowNotFound);
+        assert_eq!((broken.code(), broken.status().as_u16()), ("internal", 500));
     }
 
     #[test]

@@ -135,20 +135,12 @@ impl Session {
         };
     }
 
-    /// Notes that the socket joined `room` through `joinRoom` and was counted in it.
-    pub fn count_room(&self, room: &str) {
-        self.counted_rooms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(room.to_string());
-    }
-
-    /// Forgets `room`; whether it had been counted.
-    pub fn uncount_room(&self, room: &str) -> bool {
-        let mut rooms = self.counted_rooms.lock().unwrap_or_else(|e| e.into_inner());
-        let before = rooms.len();
-        rooms.retain(|r| r != room);
-        rooms.len() != before
+    /// Runs `f` on the client rooms this socket joined through `joinRoom` (those counted in
+    /// `RoomSizes`), holding this socket's room lock: a join's or leave's check and change
+    /// happen as one step, so concurrent events of one socket cannot join a room twice or
+    /// pass `MAX_ROOMS_PER_SOCKET` together. `f` must not block or await.
+    pub fn with_counted_rooms<R>(&self, f: impl FnOnce(&mut Vec<String>) -> R) -> R {
+        f(&mut self.counted_rooms.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Takes every counted room (at the disconnect).

@@ -142,6 +142,11 @@ pub fn record_notification_delivered(n: usize) {
     counter!("sio_notifications_delivered_total").increment(n as u64);
 }
 
+/// An admin UI event dropped because its queue was full.
+pub fn record_admin_event_dropped() {
+    counter!("sio_admin_events_dropped_total").increment(1);
+}
+
 /// One HTTP request, by route template and status.
 pub fn record_http(route: &str, status: u16, took: Duration) {
     let status = status.to_string();

@@ -142,3 +142,72 @@ async fn health_and_metrics() {
     }
     app.stop().await;
 }
+
+/// `POST /demo/token` answers every bad body in the JSON error shape, like the other routes.
+#[tokio::test]
+async fn demo_token_errors_are_json() {
+    let demo = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn(&[("DEMO_DIR", demo.path().to_str().unwrap())]).await;
+    let send = |body: &'static str, content_type: &'static str| {
+        app.http()
+            .post(app.url("/demo/token"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    for (body, content_type, status, code) in [
+        ("{not json", "application/json", 400, "bad_request"),
+        (r#"{"userId":"bob"}"#, "text/plain", 400, "bad_request"),
+        ("{}", "application/json", 422, "validation_failed"),
+        (r#"{"userId":5}"#, "application/json", 422, "validation_failed"),
+        (r#"{"userId":"a b"}"#, "application/json", 422, "validation_failed"),
+    ] {
+        let r = send(body, content_type).await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+        let b: Value = r.json().await.expect("a JSON body");
+        assert_eq!(b["error"]["code"], code, "{body}: {b}");
+        if status == 422 {
+            assert!(b["error"]["details"]["userId"].is_array(), "{b}");
+        }
+    }
+    let r = send(r#"{"userId":"bob"}"#, "application/json").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["token"].is_string());
+    app.stop().await;
+}
+
+/// Request headers are bounded at 16 KiB, as in Node: a larger head is 431 before any route
+/// or the Socket.IO layer sees it, so a validly signed 100 KiB token cannot open a socket.
+#[tokio::test]
+async fn request_headers_over_16_kib_are_431() {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+    let app = TestApp::spawn(&[]).await;
+    let get = |name: &'static str, size: usize| {
+        app.http()
+            .get(app.url("/healthz"))
+            .header(name, "x".repeat(size))
+            .send()
+    };
+    assert_eq!(get("x-pad", 15 * 1024).await.unwrap().status(), 200);
+    let r = get("x-pad", 17 * 1024).await.unwrap();
+    assert_eq!(r.status(), 431);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "headers_too_large");
+
+    let rooms: Vec<String> = (0..10_000).map(|i| format!("room-{i:05}")).collect();
+    let big = sio_gateway::auth::Signer::hmac(common::SECRET.as_bytes())
+        .sign("alice", 3600, Some(rooms))
+        .unwrap();
+    assert!(big.len() > 100 * 1024);
+    let mut req = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {big}")).unwrap(),
+    );
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 431),
+        other => panic!("expected 431, got {:?}", other.map(|(_, res)| res.status())),
+    }
+    app.stop().await;
+}

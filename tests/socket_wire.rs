@@ -157,3 +157,29 @@ async fn per_user_limit_and_release() {
     assert!(ok, "slot not freed after disconnect");
     app.stop().await;
 }
+
+/// An event whose name is written with a JSON escape (`"joinRoom\u0000"`) is an unknown event
+/// like any other, answered `unknown_event` with its decoded name, and the connection stays
+/// open (socketioxide used to close it as unparsable).
+#[tokio::test]
+async fn escaped_event_names_are_unknown_events() {
+    let app = TestApp::spawn(&[]).await;
+    let mut s = app.user("alice").await;
+    s.send_text(r#"421["joinRoom\u0000",{"roomId":"r"}]"#.to_string()).await;
+    let ack = s.ack(1).await;
+    assert_eq!(ack["error"]["code"], "unknown_event", "{ack}");
+    s.send_text(r#"42["a\"b",{}]"#.to_string()).await;
+    let err = s.event("error").await.expect("error event");
+    assert_eq!(
+        (err["code"].as_str(), err["event"].as_str()),
+        (Some("unknown_event"), Some("a\"b"))
+    );
+    s.send_text(r#"422["join\u0052oom",{"roomId":"r"}]"#.to_string()).await;
+    assert_eq!(
+        s.ack(2).await,
+        json!({"ok": true, "data": {"roomId": "r"}}),
+        "an escaped known name is that event"
+    );
+    assert_eq!(s.call("leaveRoom", json!({"roomId": "r"})).await["ok"], true);
+    app.stop().await;
+}

@@ -5,14 +5,19 @@
 //! `server_stats` every two seconds from every node, `socket_connected`,
 //! `socket_disconnected`, `room_joined` and `room_left` as they happen, and the commands
 //! `emit`, `join`, `leave` and `_disconnect`. Events from the rest of the gateway reach this
-//! module through [`AdminHub::send`], a channel that costs nothing when the UI is off.
+//! module through [`AdminHub::offer`] ([`hub`]: bounded, fed only while an admin client
+//! watches); logins, their sessions and their throttle are in [`login`].
 
 pub mod commands;
+pub mod hub;
+pub mod login;
 pub mod serialize;
 
 use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -26,113 +31,23 @@ use socketioxide::{
 use socketioxide_core::adapter::DefinedAdapter;
 use tokio::sync::mpsc;
 
-use crate::{secrets::random_hex, service::default_ns, state::AppState};
+use crate::{service::default_ns, state::AppState};
+use hub::Watchers;
+pub use hub::{AdminEvent, AdminHub};
+pub use login::AdminAuth;
+use login::Login;
 pub use serialize::SerializedSocket;
 
 /// The namespace the admin UI connects to.
 pub const ADMIN_NS: &str = "/admin";
 
-/// Credentials and sessions of the admin UI.
-pub struct AdminAuth {
-    username: String,
-    password_hash: String,
-    sessions: Mutex<HashSet<String>>,
-}
-
-impl AdminAuth {
-    /// Credentials from `ADMIN_USERNAME` and `ADMIN_PASSWORD_HASH`.
-    pub fn new(username: String, password_hash: String) -> Self {
-        Self {
-            username,
-            password_hash,
-            sessions: Mutex::default(),
-        }
-    }
-
-    async fn check(&self, auth: &serde_json::Value) -> Option<Option<String>> {
-        if let Some(session) = auth.get("sessionId").and_then(|v| v.as_str())
-            && self
-                .sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(session)
-        {
-            return Some(None);
-        }
-        let user = auth.get("username").and_then(|v| v.as_str())?;
-        let password = auth.get("password").and_then(|v| v.as_str())?.to_string();
-        if user != self.username {
-            return None;
-        }
-        let hash = self.password_hash.clone();
-        // bcrypt is slow on purpose; keep it off the async workers.
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            return None;
-        }
-        let session = random_hex(16);
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(session.clone());
-        Some(Some(session))
-    }
-}
-
-/// Something the admin UI should hear about.
-#[derive(Debug)]
-pub enum AdminEvent {
-    /// A socket finished connecting.
-    Connected(Box<SerializedSocket>),
-    /// A socket left.
-    Disconnected {
-        /// Its namespace.
-        nsp: String,
-        /// Its id.
-        id: String,
-        /// Socket.IO's disconnect reason.
-        reason: String,
-    },
-    /// A socket joined a room.
-    RoomJoined {
-        /// Its namespace.
-        nsp: String,
-        /// The room.
-        room: String,
-        /// The socket id.
-        id: String,
-    },
-    /// A socket left a room.
-    RoomLeft {
-        /// Its namespace.
-        nsp: String,
-        /// The room.
-        room: String,
-        /// The socket id.
-        id: String,
-    },
-}
-
-/// Where the gateway sends [`AdminEvent`]s.
-pub struct AdminHub {
-    tx: mpsc::UnboundedSender<AdminEvent>,
-}
-
-impl AdminHub {
-    /// Queues an event for the admin namespace.
-    pub fn send(&self, event: AdminEvent) {
-        let _ = self.tx.send(event);
-    }
-}
-
 /// Registers `/admin` and starts the task that forwards events and stats to it. Returns the
 /// adapter's initialisation of the namespace (a future to await for Redis).
 pub fn start<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, st: &AppState) -> A::InitRes {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let _ = st.admin_hub.set(AdminHub { tx });
-    tokio::spawn(forward(io.clone(), rx));
+    let (hub, rx) = AdminHub::new(hub::QUEUE_CAPACITY);
+    let watchers = hub.watchers();
+    let _ = st.admin_hub.set(hub);
+    tokio::spawn(forward(io.clone(), rx, watchers, st.cluster.is_some()));
     io.ns(ADMIN_NS, on_connect::<A>.with(authenticate::<A>))
 }
 
@@ -142,31 +57,41 @@ struct NewSession(String);
 
 /// Why an admin connection was refused; `Display` is the `connect_error` message.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid credentials")]
-pub struct InvalidCredentials;
+pub enum AdminRefusal {
+    /// Wrong or missing credentials, or an unknown or expired session.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failed logins on this node in the last minute (see [`login`]).
+    #[error("too many failed logins, try again in a minute")]
+    Throttled,
+}
 
 async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<serde_json::Value>,
     State(st): State<AppState>,
-) -> Result<(), InvalidCredentials> {
-    let admin = st.admin.as_ref().ok_or(InvalidCredentials)?;
+) -> Result<(), AdminRefusal> {
+    let admin = st.admin.as_ref().ok_or(AdminRefusal::InvalidCredentials)?;
     let auth = auth.unwrap_or(serde_json::Value::Null);
     match admin.check(&auth).await {
-        Some(Some(session)) => {
+        Login::Issued(session) => {
             s.extensions.insert(NewSession(session));
-            commands::register(&s);
-            Ok(())
         }
-        Some(None) => {
-            commands::register(&s);
-            Ok(())
-        }
-        None => {
+        Login::Resumed => {}
+        Login::Refused => {
             tracing::info!(sid = %s.id, "admin UI login refused");
-            Err(InvalidCredentials)
+            return Err(AdminRefusal::InvalidCredentials);
+        }
+        Login::Throttled => {
+            tracing::info!(sid = %s.id, "admin UI login refused without checking: too many failed logins in the last minute");
+            return Err(AdminRefusal::Throttled);
         }
     }
+    if let Some(hub) = st.admin_hub.get() {
+        s.extensions.insert(hub.watch());
+    }
+    commands::register(&s);
+    Ok(())
 }
 
 /// Features this server supports, as the UI expects them named.
@@ -218,7 +143,16 @@ fn now_iso() -> String {
     crate::db::format_time(time::OffsetDateTime::now_utc())
 }
 
-async fn forward<A: Adapter>(io: SocketIo<A>, mut rx: mpsc::UnboundedReceiver<AdminEvent>) {
+/// Forwards queued events to the admin namespace and sends `server_stats` every two seconds,
+/// while someone watches. With several nodes it also checks, every two seconds, whether an
+/// admin socket is connected to another node, so that this node feeds that one too.
+async fn forward<A: Adapter>(
+    io: SocketIo<A>,
+    mut rx: mpsc::Receiver<AdminEvent>,
+    watchers: Arc<Watchers>,
+    clustered: bool,
+) {
+    let checking = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let hostname = hostname::get()
         .map(|h| h.to_string_lossy().into_owned())
@@ -243,6 +177,12 @@ async fn forward<A: Adapter>(io: SocketIo<A>, mut rx: mpsc::UnboundedReceiver<Ad
                 }
             }
             _ = tick.tick() => {
+                if clustered {
+                    check_remote_watchers(&io, &watchers, &checking);
+                }
+                if !watchers.any() {
+                    continue;
+                }
                 let (Some(admin), Some(main)) = (io.of(ADMIN_NS), default_ns(&io)) else { continue };
                 let main_sockets = main.local().sockets();
                 let admin_count = admin.clone().local().sockets().len();
@@ -269,6 +209,24 @@ async fn forward<A: Adapter>(io: SocketIo<A>, mut rx: mpsc::UnboundedReceiver<Ad
     }
 }
 
+/// Asks the cluster (in a task of its own, one at a time) whether another node has an admin
+/// socket, and records the answer in `watchers`.
+fn check_remote_watchers<A: Adapter>(io: &SocketIo<A>, watchers: &Arc<Watchers>, checking: &Arc<AtomicBool>) {
+    let Some(admin) = io.of(ADMIN_NS) else { return };
+    if checking.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (watchers, checking) = (watchers.clone(), checking.clone());
+    tokio::spawn(async move {
+        match admin.fetch_sockets().await {
+            // The answer counts this node's admin sockets too.
+            Ok(all) => watchers.set_remote(all.len() > watchers.local()),
+            Err(e) => tracing::debug!(cause = %e, "admin: could not count the cluster's admin sockets"),
+        }
+        checking.store(false, Ordering::Release);
+    });
+}
+
 /// Socket.IO's name for a disconnect reason, as the admin UI shows it.
 pub fn reason_name(reason: socketioxide::socket::DisconnectReason) -> &'static str {
     use socketioxide::socket::DisconnectReason::*;
@@ -283,10 +241,11 @@ pub fn reason_name(reason: socketioxide::socket::DisconnectReason) -> &'static s
     }
 }
 
-/// Convenience for the rest of the gateway: queues `event` if the admin UI is on.
+/// Convenience for the rest of the gateway: queues `event` if the admin UI is on and an
+/// admin client watches (`event` is not even built otherwise).
 pub fn notify(st: &AppState, event: impl FnOnce() -> AdminEvent) {
     if let Some(hub) = st.admin_hub.get() {
-        hub.send(event());
+        hub.offer(event);
     }
 }
 

@@ -285,6 +285,10 @@ pub async fn heads_since(db: &Db, floor: &str) -> Result<Vec<(String, String)>> 
 /// Marks the given ids of the user read. Returns how many went from unread to read, and
 /// which of the ids belong to the user (in request order, without repeats).
 pub async fn mark_read(db: &Db, user_id: &str, ids: &[String]) -> Result<(u64, Vec<String>)> {
+    if ids.is_empty() {
+        // `IN ()` is not SQL everywhere; nothing to mark either way.
+        return Ok((0, Vec::new()));
+    }
     let mut ids_unique: Vec<&String> = Vec::with_capacity(ids.len());
     for id in ids {
         if !ids_unique.contains(&id) {

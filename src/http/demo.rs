@@ -6,8 +6,9 @@ use axum::{Json, Router, extract::State, response::Redirect, routing::get, routi
 use serde::{Deserialize, Serialize};
 use socketioxide::adapter::Adapter;
 use tower_http::services::ServeDir;
+use validator::Validate;
 
-use super::HttpState;
+use super::{HttpState, extract::ValidatedJson};
 use crate::{
     auth::Signer,
     error::{AppError, Result},
@@ -25,10 +26,11 @@ pub fn router<A: Adapter>(dir: &str) -> Router<HttpState<A>> {
 }
 
 /// `{ userId }`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenRequest {
-    user_id: String,
+    #[validate(required(message = "is required"), custom(function = "crate::dto::valid_user_id"))]
+    user_id: Option<String>,
 }
 
 /// `{ token }`.
@@ -39,12 +41,13 @@ pub struct TokenResponse {
 
 async fn token<A: Adapter>(
     State(st): State<HttpState<A>>,
-    Json(req): Json<TokenRequest>,
+    ValidatedJson(req): ValidatedJson<TokenRequest>,
 ) -> Result<Json<TokenResponse>> {
     let secret = st.app.demo_secret.as_deref().ok_or(AppError::Forbidden)?;
+    let user_id = req.user_id.unwrap_or_default();
     let token = Signer::hmac(secret)
         .for_config(&st.app.cfg)
-        .sign(&req.user_id, DEMO_TOKEN_SECS, None)
+        .sign(&user_id, DEMO_TOKEN_SECS, None)
         .map_err(|e| AppError::field("userId", e))?;
     Ok(Json(TokenResponse { token }))
 }

@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod emit;
 pub mod extract;
+pub mod header_limit;
 pub mod health;
 pub mod notifications;
 

@@ -60,9 +60,11 @@ async fn get_messages<A: Adapter>(
 ) -> Result<MessagePage> {
     begin(s).await?;
     let args: GetMessagesArgs = parse(arg)?;
-    let room = client_room(RoomArgs { room_id: args.room_id })?;
+    let room = client_room(RoomArgs {
+        room_id: args.room_id.clone(),
+    })?;
     require_member(s, &room)?;
-    let (messages, has_more) = messages::page(&st.db, &room, args.before.as_deref(), page_size(args.limit)).await?;
+    let (messages, has_more) = messages::page(&st.db, &room, args.cursor()?, page_size(args.limit)).await?;
     Ok(MessagePage { messages, has_more })
 }
 

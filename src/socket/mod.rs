@@ -158,7 +158,7 @@ pub async fn on_connect<A: Adapter>(
     let cursor = auth
         .ok()
         .and_then(|a| a.get("lastNotificationId").and_then(|v| v.as_str()).map(str::to_string))
-        .filter(|c| !c.is_empty() && c.len() <= 64);
+        .filter(|c| crate::dto::is_id(c));
     let Some((summary, missed)) = registration_reads(&s, &st, &ses.user_id, cursor.as_deref()).await else {
         return;
     };

@@ -34,7 +34,7 @@ pub async fn page(st: &AppState, user_id: &str, args: ListNotificationsArgs) -> 
     let (notifications, has_more) = notifications::page(
         &st.db,
         user_id,
-        args.before.as_deref(),
+        args.cursor()?,
         page_size(args.limit),
         args.unread_only.unwrap_or(false),
     )

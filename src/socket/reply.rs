@@ -14,6 +14,7 @@ use socketioxide::{
     handler::{FromMessageParts, Value},
     socket::Socket,
 };
+use socketioxide_core::parser::FirstElement;
 
 use crate::{
     error::{Ack, AppError, Details},
@@ -132,7 +133,11 @@ pub struct ErrorEvent<'a> {
 impl<A: Adapter> FromMessageParts<A> for Reply<A> {
     type Error = Infallible;
     fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
-        let event = Event::from_message_parts(s, v, ack).map(|e| e.0).unwrap_or_default();
+        let event = Event::from_message_parts(s, v, ack)
+            .map(|e| e.0)
+            .ok()
+            .or_else(|| escaped_event_name(v))
+            .unwrap_or_default();
         let sender = AckSender::from_message_parts(s, v, ack)?;
         Ok(Reply {
             ack: sender,
@@ -141,6 +146,14 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
             started: Instant::now(),
         })
     }
+}
+
+/// The event name of a text packet when it is written with a JSON escape
+/// (`"joinRoom\u0000"`): socketioxide's `Event` reads names only as borrowed text.
+fn escaped_event_name(v: &Value) -> Option<String> {
+    let text = v.as_str()?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(FirstElement::<String>::default(), &mut de).ok()
 }
 
 impl<A: Adapter> Reply<A> {

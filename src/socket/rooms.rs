@@ -67,15 +67,26 @@ async fn join_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>,
     let ses = begin(s).await?;
     let room = client_room(parse(arg)?)?;
     check_claim(&ses, st, &room)?;
-    if s.rooms().iter().any(|r| *r == room) {
+    // Check and join in one step per socket: two joins of one room must not both join it, and
+    // joins of different rooms must not pass the bound together.
+    let joined = ses.with_counted_rooms(|counted| -> Result<Option<usize>> {
+        if ses.is_closing() {
+            // The disconnect has taken (or is about to take) the counted rooms back.
+            return Err(AppError::Unavailable("socket"));
+        }
+        if s.rooms().iter().any(|r| *r == room) {
+            return Ok(None);
+        }
+        if client_rooms(s).len() >= st.cfg.max_rooms_per_socket {
+            return Err(AppError::LimitExceeded);
+        }
+        s.join(room.clone());
+        counted.push(room.clone());
+        Ok(Some(st.room_sizes.joined(&room)))
+    })?;
+    let Some(size) = joined else {
         return Ok(RoomRef { room_id: room });
-    }
-    if client_rooms(s).len() >= st.cfg.max_rooms_per_socket {
-        return Err(AppError::LimitExceeded);
-    }
-    s.join(room.clone());
-    let size = st.room_sizes.joined(&room);
-    ses.count_room(&room);
+    };
     admin::notify(st, || AdminEvent::RoomJoined {
         nsp: "/".into(),
         room: room.clone(),
@@ -103,13 +114,20 @@ pub async fn leave<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>
 async fn leave_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<RoomRef> {
     let ses = begin(s).await?;
     let room = client_room(parse(arg)?)?;
-    require_member(s, &room)?;
-    // Counted while the leaver is still in, as the join was: a room announces symmetrically.
-    announce(s, st, &room, st.room_sizes.size(&room), "userLeft", &ses.user_id).await;
-    s.leave(room.clone());
-    if ses.uncount_room(&room) {
-        st.room_sizes.left(&room);
-    }
+    // Check and leave in one step per socket, as joins do: two leaves announce once.
+    let size = ses.with_counted_rooms(|counted| -> Result<usize> {
+        require_member(s, &room)?;
+        // Counted while the leaver is still in, as the join was: a room announces symmetrically.
+        let size = st.room_sizes.size(&room);
+        s.leave(room.clone());
+        let before = counted.len();
+        counted.retain(|r| *r != room);
+        if counted.len() != before {
+            st.room_sizes.left(&room);
+        }
+        Ok(size)
+    })?;
+    announce(s, st, &room, size, "userLeft", &ses.user_id).await;
     admin::notify(st, || AdminEvent::RoomLeft {
         nsp: "/".into(),
         room: room.clone(),

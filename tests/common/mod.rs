@@ -162,6 +162,14 @@ impl RawSocket {
         self.ws.send(WsMessage::text(text)).await.expect("send");
     }
 
+    /// Sends raw Engine.IO text frames in one write, so the server reads them as one burst.
+    pub async fn send_burst(&mut self, texts: Vec<String>) {
+        for t in texts {
+            self.ws.feed(WsMessage::text(t)).await.expect("send");
+        }
+        self.ws.flush().await.expect("send");
+    }
+
     /// Next text frame, answering pings; `None` when closed or after 5 s of silence.
     pub async fn recv_text(&mut self) -> Option<String> {
         match self.next_frame(Duration::from_secs(5)).await {
@@ -200,14 +208,28 @@ impl RawSocket {
         self.ack(id).await
     }
 
+    /// Emits an event with an ack and waits up to `wait` for the ack's first argument.
+    pub async fn call_within(&mut self, event: &str, arg: Value, wait: Duration) -> Value {
+        self.next_ack += 1;
+        let id = self.next_ack;
+        self.send_text(format!("42{id}{}", json!([event, arg]))).await;
+        self.ack_within(id, wait).await
+    }
+
     /// Waits for the ack with `id`, keeping other events in the backlog.
     pub async fn ack(&mut self, id: u64) -> Value {
+        self.ack_within(id, Duration::from_secs(5)).await
+    }
+
+    /// Waits for the ack with `id` with `wait` of silence at most, keeping other events in the
+    /// backlog.
+    pub async fn ack_within(&mut self, id: u64, wait: Duration) -> Value {
         let prefix = format!("43{id}");
         loop {
-            let p = self
-                .recv_text()
-                .await
-                .expect("connection closed while waiting for an ack");
+            let p = match self.next_frame(wait).await {
+                Frame::Text(t) => t,
+                other => panic!("no ack {id}: {other:?}"),
+            };
             if let Some(body) = p.strip_prefix(&prefix) {
                 let v: Value = serde_json::from_str(body).unwrap();
                 return v[0].clone();
