@@ -27,11 +27,12 @@ use crate::{
     cluster::{self, Cluster, ManagedDriver},
     config::{Config, JwtKeySource, ParserKind},
     db::{Db, notifications::Notification},
-    delivery, handshake_copy,
+    http::handshake_copy,
     http::{self, HttpState},
-    secrets, service, socket,
-    state::AppState,
-    telemetry,
+    node::AppState,
+    secrets, service,
+    service::delivery,
+    socket, telemetry,
 };
 
 /// Boxed error for start-up failures; their messages name what to fix.
@@ -131,11 +132,12 @@ pub async fn serve(
     if let Err(e) = state.summaries.load_users(&state.db).await {
         tracing::warn!(cause = %e, "could not list the users with notifications; every connect reads its counts");
     }
+    let admin = admin::credentials(&state.cfg);
     match state.cluster.clone() {
         None => {
-            let (layer, io) = socket_io(&state).build_layer();
+            let (layer, io) = socket_io(&state, admin.clone()).build_layer();
             socket::register(&io);
-            if state.admin.is_some() {
+            if admin.is_some() {
                 admin::start(&io, &state);
             }
             finish(state, io, layer, listener, shutdown).await
@@ -145,9 +147,11 @@ pub async fn serve(
                 cluster.driver(),
                 RedisAdapterConfig::new().with_prefix(cluster.prefix().to_string()),
             );
-            let (layer, io) = socket_io(&state).with_adapter::<RedisAdapter>(ctr).build_layer();
+            let (layer, io) = socket_io(&state, admin.clone())
+                .with_adapter::<RedisAdapter>(ctr)
+                .build_layer();
             socket::register(&io).await.map_err(|e| format!("redis adapter: {e}"))?;
-            if state.admin.is_some() {
+            if admin.is_some() {
                 admin::start(&io, &state)
                     .await
                     .map_err(|e| format!("redis adapter (/admin): {e}"))?;
@@ -206,10 +210,13 @@ const MAX_ATTACHMENTS: usize = 32;
 /// How long a packet's announced attachments may take to arrive.
 const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn socket_io(state: &AppState) -> SocketIoBuilder {
+fn socket_io(state: &AppState, admin: Option<admin::AdminRef>) -> SocketIoBuilder {
     let cfg = &state.cfg;
-    let builder = SocketIo::builder()
-        .with_state(state.clone())
+    let mut builder = SocketIo::builder().with_state(state.clone());
+    if let Some(admin) = admin {
+        builder = builder.with_state(admin);
+    }
+    let builder = builder
         .max_payload(cfg.max_payload_bytes as u64)
         .ws_max_message_size(cfg.max_payload_bytes)
         .ws_max_frame_size(cfg.max_payload_bytes)

@@ -7,12 +7,11 @@ use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 use socketioxide::{
     SocketIo,
     adapter::Adapter,
-    extract::{SocketRef, State, TryData},
+    extract::{SocketRef, TryData},
     socket::RemoteSocket,
 };
 
-use super::{AdminEvent, notify};
-use crate::state::AppState;
+use super::{ADMIN_NS, now_iso};
 
 /// All the arguments of an event, however many there are.
 pub struct AllArgs(pub Vec<serde_json::Value>);
@@ -89,21 +88,21 @@ async fn emit<A: Adapter>(TryData(args): TryData<AllArgs>, io: SocketIo<A>) {
 }
 
 /// `join(nsp, room, filter?)`.
-async fn join<A: Adapter>(TryData(args): TryData<AllArgs>, io: SocketIo<A>, State(st): State<AppState>) {
+async fn join<A: Adapter>(TryData(args): TryData<AllArgs>, io: SocketIo<A>) {
     if let Ok(AllArgs(args)) = args {
-        move_sockets(&args, &io, &st, true).await;
+        move_sockets(&args, &io, true).await;
     }
 }
 
 /// `leave(nsp, room, filter?)`.
-async fn leave<A: Adapter>(TryData(args): TryData<AllArgs>, io: SocketIo<A>, State(st): State<AppState>) {
+async fn leave<A: Adapter>(TryData(args): TryData<AllArgs>, io: SocketIo<A>) {
     if let Ok(AllArgs(args)) = args {
-        move_sockets(&args, &io, &st, false).await;
+        move_sockets(&args, &io, false).await;
     }
 }
 
 /// Makes the targeted sockets join (or leave) the room, and tells the admin UI.
-async fn move_sockets<A: Adapter>(args: &[serde_json::Value], io: &SocketIo<A>, st: &AppState, join: bool) {
+async fn move_sockets<A: Adapter>(args: &[serde_json::Value], io: &SocketIo<A>, join: bool) {
     let (Some(nsp), Some(room)) = (text(args, 0), text(args, 1)) else {
         return;
     };
@@ -114,12 +113,11 @@ async fn move_sockets<A: Adapter>(args: &[serde_json::Value], io: &SocketIo<A>, 
         } else {
             s.leave(room.clone()).await
         };
-        if done.is_ok() {
-            let (nsp, room) = (nsp.clone(), room.clone());
-            notify(st, || match join {
-                true => AdminEvent::RoomJoined { nsp, room, id },
-                false => AdminEvent::RoomLeft { nsp, room, id },
-            });
+        if done.is_ok()
+            && let Some(admin) = io.of(ADMIN_NS)
+        {
+            let event = if join { "room_joined" } else { "room_left" };
+            let _ = admin.emit(event, &(nsp.as_str(), room.as_str(), id, now_iso())).await;
         }
     }
 }

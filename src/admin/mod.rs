@@ -4,12 +4,12 @@
 //! It speaks the package's protocol: `session` and `config` on connect, `all_sockets`,
 //! `server_stats` every two seconds from every node, `socket_connected`,
 //! `socket_disconnected`, `room_joined` and `room_left` as they happen, and the commands
-//! `emit`, `join`, `leave` and `_disconnect`. Events from the rest of the gateway reach this
-//! module through [`AdminHub::offer`] ([`hub`]: bounded, fed only while an admin client
-//! watches); logins, their sessions and their throttle are in [`login`].
+//! `emit`, `join`, `leave` and `_disconnect`. It sits on top of the gateway and observes: what
+//! happens to sockets reaches it through the node's activity feed
+//! ([`crate::node::activity`]: bounded, fed only while an admin client watches), and nothing
+//! below calls into it. Logins, their sessions and their throttle are in [`login`].
 
 pub mod commands;
-pub mod hub;
 pub mod login;
 pub mod serialize;
 
@@ -31,9 +31,13 @@ use socketioxide::{
 use socketioxide_core::adapter::DefinedAdapter;
 use tokio::sync::mpsc;
 
-use crate::{service::default_ns, state::AppState};
-use hub::Watchers;
-pub use hub::{AdminEvent, AdminHub};
+use crate::{
+    node::{
+        AppState,
+        activity::{Activity, Watchers},
+    },
+    service::default_ns,
+};
 pub use login::AdminAuth;
 use login::Login;
 pub use serialize::SerializedSocket;
@@ -44,10 +48,12 @@ pub const ADMIN_NS: &str = "/admin";
 /// Registers `/admin` and starts the task that forwards events and stats to it. Returns the
 /// adapter's initialisation of the namespace (a future to await for Redis).
 pub fn start<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, st: &AppState) -> A::InitRes {
-    let (hub, rx) = AdminHub::new(hub::QUEUE_CAPACITY);
-    let watchers = hub.watchers();
-    let _ = st.admin_hub.set(hub);
-    tokio::spawn(forward(io.clone(), rx, watchers, st.cluster.is_some()));
+    match st.activity.take_receiver() {
+        Some(rx) => {
+            tokio::spawn(forward(io.clone(), rx, st.activity.watchers(), st.cluster.is_some()));
+        }
+        None => tracing::warn!("the activity feed is taken already: the admin UI gets no live events"),
+    }
     io.ns(ADMIN_NS, on_connect::<A>.with(authenticate::<A>))
 }
 
@@ -69,9 +75,9 @@ pub enum AdminRefusal {
 async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<serde_json::Value>,
+    State(admin): State<AdminRef>,
     State(st): State<AppState>,
 ) -> Result<(), AdminRefusal> {
-    let admin = st.admin.as_ref().ok_or(AdminRefusal::InvalidCredentials)?;
     let auth = auth.unwrap_or(serde_json::Value::Null);
     match admin.check(&auth).await {
         Login::Issued(session) => {
@@ -87,9 +93,7 @@ async fn authenticate<A: Adapter>(
             return Err(AdminRefusal::Throttled);
         }
     }
-    if let Some(hub) = st.admin_hub.get() {
-        s.extensions.insert(hub.watch());
-    }
+    s.extensions.insert(st.activity.watch());
     commands::register(&s);
     Ok(())
 }
@@ -139,6 +143,7 @@ struct NamespaceStats {
     sockets_count: usize,
 }
 
+/// Now, as the admin UI's events carry it.
 fn now_iso() -> String {
     crate::db::format_time(time::OffsetDateTime::now_utc())
 }
@@ -148,7 +153,7 @@ fn now_iso() -> String {
 /// admin socket is connected to another node, so that this node feeds that one too.
 async fn forward<A: Adapter>(
     io: SocketIo<A>,
-    mut rx: mpsc::Receiver<AdminEvent>,
+    mut rx: mpsc::Receiver<Activity>,
     watchers: Arc<Watchers>,
     clustered: bool,
 ) {
@@ -165,12 +170,21 @@ async fn forward<A: Adapter>(
                 let Some(event) = event else { return };
                 let Some(admin) = io.of(ADMIN_NS) else { continue };
                 let sent = match event {
-                    AdminEvent::Connected(socket) => admin.emit("socket_connected", &(socket, now_iso())).await,
-                    AdminEvent::Disconnected { nsp, id, reason } => {
-                        admin.emit("socket_disconnected", &(nsp, id, reason, now_iso())).await
+                    Activity::Connected { sid } => {
+                        // Serialised now: a socket already gone is left to its disconnect event.
+                        let Some(socket) = default_ns(&io).and_then(|ns| ns.get_socket(sid)) else { continue };
+                        let socket = serialize::serialize(&socket, "/");
+                        admin.emit("socket_connected", &(socket, now_iso())).await
                     }
-                    AdminEvent::RoomJoined { nsp, room, id } => admin.emit("room_joined", &(nsp, room, id, now_iso())).await,
-                    AdminEvent::RoomLeft { nsp, room, id } => admin.emit("room_left", &(nsp, room, id, now_iso())).await,
+                    Activity::Disconnected { sid, reason } => {
+                        admin.emit("socket_disconnected", &("/", sid.to_string(), reason_name(reason), now_iso())).await
+                    }
+                    Activity::RoomJoined { room, sid } => {
+                        admin.emit("room_joined", &("/", room, sid.to_string(), now_iso())).await
+                    }
+                    Activity::RoomLeft { room, sid } => {
+                        admin.emit("room_left", &("/", room, sid.to_string(), now_iso())).await
+                    }
                 };
                 if let Err(e) = sent {
                     tracing::debug!(cause = %e, "admin event not sent");
@@ -241,13 +255,13 @@ pub fn reason_name(reason: socketioxide::socket::DisconnectReason) -> &'static s
     }
 }
 
-/// Convenience for the rest of the gateway: queues `event` if the admin UI is on and an
-/// admin client watches (`event` is not even built otherwise).
-pub fn notify(st: &AppState, event: impl FnOnce() -> AdminEvent) {
-    if let Some(hub) = st.admin_hub.get() {
-        hub.offer(event);
-    }
-}
-
-/// Shared handle type stored in [`AppState`].
+/// The admin UI's credentials, shared by its handlers (a Socket.IO state of its own).
 pub type AdminRef = Arc<AdminAuth>;
+
+/// The admin UI's credentials from `ADMIN_USERNAME` and `ADMIN_PASSWORD_HASH`, when the
+/// namespace is on; given to Socket.IO as a state of its own.
+pub fn credentials(cfg: &crate::config::Config) -> Option<AdminRef> {
+    cfg.admin
+        .clone()
+        .map(|(user, hash)| Arc::new(AdminAuth::new(user, hash)))
+}

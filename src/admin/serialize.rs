@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use socketioxide::{SocketIo, TransportType, adapter::Adapter, extract::SocketRef};
 
 use super::ADMIN_NS;
-use crate::{session::SessionRef, state::AppState};
+use crate::{node::AppState, node::session::SessionRef};
 
 /// One socket, as the admin UI lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

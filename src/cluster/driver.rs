@@ -5,7 +5,7 @@
 //! back without a restart of the gateway. Publishing never waits for Redis: a publish joins a
 //! bounded queue that one task sends in pipelined batches, in order. While Redis is away or
 //! slow, what cannot be sent (or does not fit in the queue) is counted, not waited for; the
-//! notifications among it are read from the database by the other nodes (`crate::delivery`).
+//! notifications among it are read from the database by the other nodes (`crate::service::delivery`).
 
 use std::{
     collections::HashMap,

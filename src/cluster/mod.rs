@@ -3,7 +3,7 @@
 //!
 //! - notification fan-out: each stored notification travels with the id of its user's previous
 //!   one, so a receiving node can tell whether anything lies between (what it missed, it reads
-//!   from the database: `crate::delivery`);
+//!   from the database: `crate::service::delivery`);
 //! - `getRoomMembers` and the admin UI's socket list across nodes: a request on a shared
 //!   channel, answered by each node with its local view;
 //! - the per-user connection limit across nodes: one hash of counts per node, summed by a

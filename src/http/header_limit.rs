@@ -2,7 +2,7 @@
 //!
 //! hyper reads headers up to its read buffer's limit (about 400 KiB). A Socket.IO handshake
 //! keeps its request's headers for the whole life of the socket (see
-//! [`crate::handshake_copy`]), so a client could pin that much memory per connection, and
+//! [`crate::http::handshake_copy`]), so a client could pin that much memory per connection, and
 //! every token in an `Authorization` header would be verified at that size. Requests whose
 //! start line and headers exceed the bound are answered 431 before any other layer sees them.
 

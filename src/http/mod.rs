@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod emit;
 pub mod extract;
+pub mod handshake_copy;
 pub mod header_limit;
 pub mod health;
 pub mod notifications;
@@ -19,7 +20,7 @@ use axum::{
 };
 use socketioxide::{SocketIo, adapter::Adapter};
 
-use crate::{error::AppError, state::AppState, telemetry};
+use crate::{error::AppError, node::AppState, telemetry};
 
 /// State of the HTTP handlers: the node's state and the Socket.IO handle to emit with.
 pub struct HttpState<A: Adapter> {

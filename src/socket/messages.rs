@@ -15,7 +15,7 @@ use crate::{
     db::messages::{self, Message},
     dto::{GetMessagesArgs, RoomArgs, SendMessageArgs, page_size, parse},
     error::{AppError, Result},
-    state::AppState,
+    node::AppState,
 };
 
 /// `sendMessage { roomId, text }`: stored, then `newMessage` to the whole room.

@@ -9,7 +9,7 @@ pub mod messages;
 pub mod notifications;
 pub mod reply;
 pub mod rooms;
-pub mod session;
+pub mod token;
 
 use std::time::Duration;
 
@@ -24,13 +24,12 @@ use socketioxide::{
 use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::{
-    admin::{self, AdminEvent},
     auth::{self, AuthError},
     db::notifications as store,
     error::AppError,
-    limits::{LimitError, RateDecision, RateLimiter},
-    session::{Session, SessionRef, USER_ROOM_PREFIX, user_room},
-    state::AppState,
+    node::limits::{LimitError, RateDecision, RateLimiter},
+    node::session::{Session, SessionRef, USER_ROOM_PREFIX, user_room},
+    node::{AppState, activity::Activity},
     telemetry,
 };
 use reply::Reply;
@@ -115,7 +114,7 @@ fn register_handlers<A: Adapter>(s: &SocketRef<A>) {
     s.on("typing", messages::typing::<A>);
     s.on("listNotifications", notifications::list::<A>);
     s.on("markRead", notifications::mark_read::<A>);
-    s.on("refreshToken", session::refresh::<A>);
+    s.on("refreshToken", token::refresh::<A>);
     s.on_fallback(unknown_event::<A>);
     s.on_disconnect(on_disconnect::<A>);
 }
@@ -180,9 +179,7 @@ pub async fn on_connect<A: Adapter>(
     if ses.open_delivery(&s, summary.latest_id) {
         st.repairs.request(&ses.user_id);
     }
-    admin::notify(&st, || {
-        AdminEvent::Connected(Box::new(admin::serialize::serialize(&s, "/")))
-    });
+    st.activity.offer(|| Activity::Connected { sid: s.id });
 }
 
 /// Longest wait between two tries of the connect-time reads while the database is away.
@@ -321,11 +318,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
     ses.mark_closing();
     ses.release();
     st.expiry.remove(st.expiry_deadline(ses.expires_at()), s.id);
-    admin::notify(&st, || AdminEvent::Disconnected {
-        nsp: "/".into(),
-        id: s.id.to_string(),
-        reason: admin::reason_name(reason).into(),
-    });
+    st.activity.offer(|| Activity::Disconnected { sid: s.id, reason });
     for room in client_rooms(&s) {
         let size = st.room_sizes.size(&room);
         rooms::announce(&s, &st, &room, size, "userLeft", &ses.user_id).await;

@@ -15,8 +15,8 @@ use crate::{
     db::notifications::{self, Notification},
     dto::{ListNotificationsArgs, MarkReadArgs, page_size, parse},
     error::Result,
+    node::AppState,
     service,
-    state::AppState,
 };
 
 /// A page of notifications, newest first.

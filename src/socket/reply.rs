@@ -18,7 +18,7 @@ use socketioxide_core::parser::FirstElement;
 
 use crate::{
     error::{Ack, AppError, Details},
-    session::SessionRef,
+    node::session::SessionRef,
     telemetry,
 };
 

@@ -12,13 +12,12 @@ use super::{
     reply::{Args, Reply},
 };
 use crate::{
-    admin::{self, AdminEvent},
     auth::room_allowed,
     dto::{RoomArgs, parse},
     error::{AppError, Result},
+    node::session::{SessionRef, USER_ROOM_PREFIX},
+    node::{AppState, activity::Activity},
     service::{self, Member},
-    session::{SessionRef, USER_ROOM_PREFIX},
-    state::AppState,
 };
 
 /// `{ roomId }`, the data of several acks and events.
@@ -87,10 +86,9 @@ async fn join_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>,
     let Some(size) = joined else {
         return Ok(RoomRef { room_id: room });
     };
-    admin::notify(st, || AdminEvent::RoomJoined {
-        nsp: "/".into(),
+    st.activity.offer(|| Activity::RoomJoined {
         room: room.clone(),
-        id: s.id.to_string(),
+        sid: s.id,
     });
     let _ = s.emit("joinedRoom", &RoomRef { room_id: room.clone() });
     announce(s, st, &room, size, "userJoined", &ses.user_id).await;
@@ -128,17 +126,16 @@ async fn leave_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>
         Ok(size)
     })?;
     announce(s, st, &room, size, "userLeft", &ses.user_id).await;
-    admin::notify(st, || AdminEvent::RoomLeft {
-        nsp: "/".into(),
+    st.activity.offer(|| Activity::RoomLeft {
         room: room.clone(),
-        id: s.id.to_string(),
+        sid: s.id,
     });
     let _ = s.emit("leftRoom", &RoomRef { room_id: room.clone() });
     Ok(RoomRef { room_id: room })
 }
 
 /// Sends `event { roomId, userId }` to the other sockets of the room, while the room's `size`
-/// (counted on this node, the socket included: see [`crate::room_sizes`]) is at most
+/// (counted on this node, the socket included: see [`crate::node::room_sizes`]) is at most
 /// `ROOM_EVENTS_MAX_MEMBERS`.
 pub async fn announce<A: Adapter>(
     s: &SocketRef<A>,

@@ -1,53 +1,52 @@
-//! How the rest of the gateway tells the admin UI what happens: a bounded queue of
-//! [`AdminEvent`]s, fed only while an admin client watches (on this node, or on another node
-//! of the cluster), so a gateway without an admin UI open does no admin work at all. When the
-//! queue is full (the forwarding task is behind), events are dropped and counted
-//! (`sio_admin_events_dropped_total`): the UI may miss a live update, the gateway never waits.
+//! What happens on this node, for an observer above it (the admin UI): a bounded queue of
+//! [`Activity`] events that the socket handlers offer and the observer takes. It is fed only
+//! while someone watches (an admin client on this node, or, as last checked, on another node
+//! of the cluster), so a gateway without an admin UI open builds no event at all. When the
+//! queue is full (the observer is behind), events are dropped and counted
+//! (`sio_admin_events_dropped_total`): the observer may miss a live update, the handlers never
+//! wait.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex,
     atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 
+use socketioxide::socket::{DisconnectReason, Sid};
 use tokio::sync::mpsc;
 
-use super::SerializedSocket;
 use crate::telemetry;
 
 /// Events the queue holds before new ones are dropped.
 pub const QUEUE_CAPACITY: usize = 1024;
 
-/// Something the admin UI should hear about.
+/// Something that happened to a socket of the default namespace.
 #[derive(Debug)]
-pub enum AdminEvent {
-    /// A socket finished connecting.
-    Connected(Box<SerializedSocket>),
-    /// A socket left.
+pub enum Activity {
+    /// The socket finished connecting (it has registered).
+    Connected {
+        /// The socket.
+        sid: Sid,
+    },
+    /// The socket left.
     Disconnected {
-        /// Its namespace.
-        nsp: String,
-        /// Its id.
-        id: String,
-        /// Socket.IO's disconnect reason.
-        reason: String,
+        /// The socket.
+        sid: Sid,
+        /// Why, as Socket.IO tells it.
+        reason: DisconnectReason,
     },
-    /// A socket joined a room.
+    /// The socket joined a room.
     RoomJoined {
-        /// Its namespace.
-        nsp: String,
         /// The room.
         room: String,
-        /// The socket id.
-        id: String,
+        /// The socket.
+        sid: Sid,
     },
-    /// A socket left a room.
+    /// The socket left a room.
     RoomLeft {
-        /// Its namespace.
-        nsp: String,
         /// The room.
         room: String,
-        /// The socket id.
-        id: String,
+        /// The socket.
+        sid: Sid,
     },
 }
 
@@ -76,26 +75,33 @@ impl Watchers {
     }
 }
 
-/// Where the gateway sends [`AdminEvent`]s.
-pub struct AdminHub {
-    tx: mpsc::Sender<AdminEvent>,
+/// The queue of [`Activity`] events and who watches it.
+pub struct ActivityFeed {
+    tx: mpsc::Sender<Activity>,
+    rx: Mutex<Option<mpsc::Receiver<Activity>>>,
     watchers: Arc<Watchers>,
 }
 
-impl AdminHub {
-    /// A hub whose queue holds `capacity` events, and the receiving end of that queue.
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<AdminEvent>) {
+impl ActivityFeed {
+    /// A feed whose queue holds `capacity` events; its receiving end waits for
+    /// [`ActivityFeed::take_receiver`].
+    pub fn new(capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity);
-        let hub = Self {
+        Self {
             tx,
+            rx: Mutex::new(Some(rx)),
             watchers: Arc::default(),
-        };
-        (hub, rx)
+        }
     }
 
-    /// Queues the event `make` builds, if an admin client watches; builds nothing otherwise.
+    /// The receiving end, for the one observer (`None` once taken).
+    pub fn take_receiver(&self) -> Option<mpsc::Receiver<Activity>> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Queues the event `make` builds, if someone watches; builds nothing otherwise.
     /// A full queue drops the event and counts it.
-    pub fn offer(&self, make: impl FnOnce() -> AdminEvent) {
+    pub fn offer(&self, make: impl FnOnce() -> Activity) {
         if !self.watchers.any() {
             return;
         }
@@ -115,7 +121,7 @@ impl AdminHub {
         self.watchers.clone()
     }
 
-    /// Counts one admin socket of this node as watching until the guard (kept in the socket's
+    /// Counts one watcher (an admin socket) of this node until the guard (kept in the socket's
     /// extensions) is dropped with the socket.
     pub fn watch(&self) -> WatchGuard {
         self.watchers.local.fetch_add(1, Ordering::Relaxed);
@@ -144,18 +150,19 @@ impl Drop for Watching {
 mod tests {
     use super::*;
 
-    fn joined(i: usize) -> AdminEvent {
-        AdminEvent::RoomJoined {
-            nsp: "/".into(),
+    fn joined(i: usize) -> Activity {
+        Activity::RoomJoined {
             room: format!("r{i}"),
-            id: "s".into(),
+            sid: Sid::new(),
         }
     }
 
     /// Nothing is built or queued while nobody watches; a full queue drops and counts.
     #[test]
     fn fed_only_while_watched_and_bounded() {
-        let (hub, mut rx) = AdminHub::new(2);
+        let hub = ActivityFeed::new(2);
+        let mut rx = hub.take_receiver().unwrap();
+        assert!(hub.take_receiver().is_none(), "one observer");
         hub.offer(|| unreachable!("built although nobody watches"));
         assert!(rx.try_recv().is_err());
 

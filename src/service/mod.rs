@@ -1,6 +1,8 @@
 //! Operations shared by the Socket.IO events and the HTTP API, so both transports behave the
 //! same: store first, then emit.
 
+pub mod delivery;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -8,11 +10,10 @@ use socketioxide::{SocketIo, adapter::Adapter, operators::BroadcastOperators};
 
 use crate::{
     db::notifications::{self, NewNotification, Notification},
-    delivery,
     dto::{EmitArgs, MarkRead},
     error::{AppError, Result},
-    session::{SessionRef, user_room},
-    state::AppState,
+    node::AppState,
+    node::session::{SessionRef, user_room},
     telemetry,
 };
 

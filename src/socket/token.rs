@@ -14,7 +14,7 @@ use crate::{
     auth::AuthError,
     dto::{RefreshTokenArgs, parse},
     error::{AppError, Result},
-    state::AppState,
+    node::AppState,
 };
 
 /// `refreshToken`'s answer.

@@ -22,9 +22,9 @@ use crate::{
         id_floor_at,
         notifications::{self, Notification},
     },
+    node::AppState,
+    node::session::{Handed, SessionRef, user_room},
     service::default_ns,
-    session::{Handed, SessionRef, user_room},
-    state::AppState,
     telemetry,
 };
 

@@ -16,7 +16,7 @@ use socketioxide::{adapter::Adapter, extract::SocketRef};
 use crate::{
     auth::Claims,
     db::notifications::Notification,
-    limits::{ConnectionGuard, RateDecision, RateLimiter},
+    node::limits::{ConnectionGuard, RateDecision, RateLimiter},
 };
 
 /// The room every socket of a user joins.

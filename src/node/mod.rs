@@ -1,18 +1,25 @@
-//! Shared state of one node, cheap to clone into every handler.
+//! One node's own state, below the services and the two fronts: the shared [`AppState`]
+//! (configuration, database, cluster link, counters), and one module per kind of bookkeeping.
+
+pub mod activity;
+pub mod expiry;
+pub mod limits;
+pub mod room_sizes;
+pub mod session;
 
 use std::{ops::Deref, sync::Arc};
 
 use crate::{
-    admin::{AdminAuth, AdminHub, AdminRef},
     auth::Verifier,
     cluster::Cluster,
     config::Config,
     db::{Db, summary_reader::SummaryReader},
-    expiry::ExpirySchedule,
-    limits::ConnectionLimits,
-    room_sizes::RoomSizes,
-    session::RepairQueue,
 };
+use activity::ActivityFeed;
+use expiry::ExpirySchedule;
+use limits::ConnectionLimits;
+use room_sizes::RoomSizes;
+use session::RepairQueue;
 
 /// Number of stripes of the per-user notification lock.
 const CREATE_LOCK_STRIPES: usize = 64;
@@ -35,7 +42,7 @@ pub struct Inner {
     pub room_sizes: RoomSizes,
     /// When this node's sockets' tokens run out.
     pub expiry: ExpirySchedule,
-    /// Users whose sockets wait for notifications from the database (`crate::delivery`).
+    /// Users whose sockets wait for notifications from the database (`crate::service::delivery`).
     pub repairs: RepairQueue,
     /// Connection counters of this node.
     pub limits: Arc<ConnectionLimits>,
@@ -45,10 +52,8 @@ pub struct Inner {
     pub cluster: Option<Arc<Cluster>>,
     /// The HMAC secret, kept only when the browser demo (`DEMO_DIR`) may sign tokens.
     pub demo_secret: Option<Vec<u8>>,
-    /// Admin UI credentials, when the `/admin` namespace is on.
-    pub admin: Option<AdminRef>,
-    /// Where gateway events for the admin UI go; set once the namespace exists.
-    pub admin_hub: std::sync::OnceLock<AdminHub>,
+    /// What happens to sockets, for an observer (the admin UI) while one watches.
+    pub activity: ActivityFeed,
     /// Serialises notification creation per user on this node, so that a user's notifications
     /// are stored and delivered in id order (a striped lock: bounded memory, no map to clean).
     create_locks: Vec<tokio::sync::Mutex<()>>,
@@ -65,10 +70,6 @@ impl AppState {
         jwt_secret: Option<Vec<u8>>,
     ) -> Self {
         let demo_secret = cfg.demo_dir.as_ref().and(jwt_secret);
-        let admin = cfg
-            .admin
-            .clone()
-            .map(|(user, hash)| Arc::new(AdminAuth::new(user, hash)));
         // With several nodes the per-user bound is counted in Redis, not here.
         let per_user = if cluster.is_some() {
             usize::MAX
@@ -90,8 +91,7 @@ impl AppState {
             api_keys,
             cluster,
             demo_secret,
-            admin,
-            admin_hub: std::sync::OnceLock::new(),
+            activity: ActivityFeed::new(activity::QUEUE_CAPACITY),
             create_locks,
         }))
     }
