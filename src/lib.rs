@@ -7,30 +7,30 @@
 //!
 //! # Layout
 //!
-//! Read in this order to follow a connection from the handshake to an acknowledgement:
+//! The modules form layers, and each uses only those below it (`tests/layers.rs` fails on an
+//! import cycle). From the bottom:
 //!
-//! - [`config`]: every environment variable of the contract, validated at start.
-//! - [`app`]: assembles a node (keys, database, Socket.IO layer, HTTP routes) and stops it.
-//! - [`socket`]: the handshake middleware, the connect sequence, and one module per event
-//!   group; [`socket::reply`] answers with the ack envelope or the `error` event.
-//! - [`auth`]: token sources, verification and signing.
-//! - [`session`]: per-socket state, including the notification delivery gate.
-//! - [`dto`]: request DTOs and their validation, shared by both transports.
-//! - [`service`]: operations shared by socket events and HTTP (store, then emit).
-//! - [`delivery`]: notifications to this node's sockets, exactly once and in order, with the
-//!   repair loop that reads from the database whatever a socket missed.
-//! - [`db`]: SQLite/PostgreSQL storage, one module per table.
-//! - [`http`]: the HTTP API and its extractors.
-//! - [`error`]: the one error enum and its two wire forms.
-//! - [`limits`]: connection counters and the per-socket event rate.
-//! - [`expiry`], [`room_sizes`], [`handshake_copy`]: bookkeeping kept cheap on purpose — token
-//!   deadlines in order, per-room socket counts, handshake requests copied out of hyper's
-//!   read buffer (see BENCHMARKS.md for what each one saves).
-//! - [`cluster`]: several nodes over Redis (adapter driver, notification fan-out, members,
-//!   per-user limit).
-//! - [`admin`]: the server side of the Socket.IO admin UI on `/admin`.
-//! - [`telemetry`], [`secrets`], [`shutdown`], [`cli`]: logs and metrics, generated secrets,
-//!   stop signals, the command line.
+//! 1. **Foundation** — [`config`] (every environment variable, validated at start),
+//!    [`error`] (the one error enum and its two wire forms), [`telemetry`] (logs, metrics),
+//!    [`secrets`] (generated secret files), [`shutdown`] (stop signals), [`cli`].
+//! 2. **Rules** — [`auth`] (token sources, verification, signing) and [`dto`] (request DTOs
+//!    and their validation, shared by both fronts).
+//! 3. **Storage and transport** — [`db`] (SQLite/PostgreSQL, one module per table, the
+//!    per-user ordering of notification ids) and [`cluster`] (several nodes over Redis: the
+//!    adapter's driver, notification fan-out, cross-node questions, the per-user limit; it
+//!    knows the layers above only through [`cluster::LocalNode`]).
+//! 4. **The node** — [`node`]: the shared [`node::AppState`], each socket's
+//!    [`node::session`] (with its notification delivery gate), connection [`node::limits`]
+//!    and the event rate, token [`node::expiry`] deadlines, [`node::room_sizes`], and the
+//!    [`node::activity`] feed that observers read.
+//! 5. **Services** — [`service`]: the operations both fronts share (store, then emit), and
+//!    [`service::delivery`]: notifications to this node's sockets, exactly once and in order,
+//!    with the repair loop that reads from the database whatever a socket missed.
+//! 6. **Fronts** — [`socket`] (the handshake middleware, the connect sequence, one module per
+//!    event group; [`socket::reply`] answers with the ack envelope or the `error` event) and
+//!    [`http`] (the HTTP API, its extractors, and the request-level middleware).
+//! 7. **Observers and assembly** — [`admin`] (the Socket.IO admin UI on `/admin`, fed by the
+//!    activity feed) and [`app`] (assembles a node and stops it).
 
 pub mod admin;
 pub mod app;

@@ -1,8 +1,9 @@
 //! Notification delivery on one node, exactly once and in id order per socket, through faults.
 //!
 //! A live notification (stored here, or announced by another node over Redis) reaches each
-//! local socket of its user through the socket's gate ([`Session::deliver`]), which sends it
-//! only when it directly follows what the socket has. Anything else — a gap in the live
+//! local socket of its user through the socket's gate
+//! ([`Session::deliver`](crate::node::session::Session::deliver)), which sends it only when it
+//! directly follows what the socket has. Anything else — a gap in the live
 //! stream, an emit that failed on a full send buffer, a message Redis lost — leaves the socket
 //! *behind*, and the repair loop ([`run`]) reads what it lacks from the database and sends it
 //! in order before anything newer.

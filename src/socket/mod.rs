@@ -3,7 +3,7 @@
 //!
 //! A connection goes: [`authenticate`] (a connect middleware: token, limits, session) →
 //! [`on_connect`] (handlers registered, `user:<sub>` joined, catch-up, `registered`) → events,
-//! each answered through [`reply::Reply`] → [`on_disconnect`] (slot freed, `userLeft`).
+//! each answered through [`reply::Reply`] → `on_disconnect` (slot freed, `userLeft`).
 
 pub mod messages;
 pub mod notifications;
