@@ -6,7 +6,7 @@
 //! algorithm confusion fail before any signature check. `exp` is required, `nbf` is honoured,
 //! and the leeway, issuer and audience come from the configuration.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::clock::unix_secs as now_secs;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -182,14 +182,6 @@ impl Signer {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Parses a duration such as `90s`, `15m`, `1h` or `7d` into seconds.
 pub fn parse_ttl(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -236,10 +228,8 @@ pub fn handshake_token(
     // Only a Bearer header is a token source; another scheme (a proxy's Basic auth, say) is
     // not ours and counts as absent.
     if let Some(h) = authorization.filter(|h| !h.is_empty()) {
-        let h = std::str::from_utf8(h).map_err(|_| AuthError::Invalid)?.trim();
-        let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
-        let token = rest.trim();
-        if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() {
+        let h = std::str::from_utf8(h).map_err(|_| AuthError::Invalid)?;
+        if let Some(token) = bearer_token(h) {
             return Ok(token.to_string());
         }
     }
@@ -250,6 +240,15 @@ pub fn handshake_token(
         return Ok(v.into_owned());
     }
     Err(AuthError::Missing)
+}
+
+/// The token of an `Authorization` value `Bearer <token>` (the scheme in any case, spaces
+/// around trimmed); `None` for another scheme or an empty token.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Builds the verifier for the configuration, given the generated secret when there is one.

@@ -11,7 +11,8 @@
 //! import cycle). From the bottom:
 //!
 //! 1. **Foundation** — [`config`] (every environment variable, validated at start),
-//!    [`error`] (the one error enum and its two wire forms), [`telemetry`] (logs, metrics),
+//!    [`error`] (the one error enum and its two wire forms), [`clock`] (wall-clock time and
+//!    its RFC 3339 form), [`telemetry`] (logs, metrics),
 //!    [`secrets`] (generated secret files), [`shutdown`] (stop signals), [`cli`].
 //! 2. **Rules** — [`auth`] (token sources, verification, signing) and [`dto`] (request DTOs
 //!    and their validation, shared by both fronts).
@@ -36,6 +37,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod db;

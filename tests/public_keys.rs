@@ -9,7 +9,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use sio_gateway::{
     Config,
-    auth::{AuthError, Verifier, now_secs},
+    auth::{AuthError, Verifier},
+    clock::unix_secs as now_secs,
 };
 
 fn key(name: &str) -> Vec<u8> {

@@ -145,7 +145,7 @@ struct NamespaceStats {
 
 /// Now, as the admin UI's events carry it.
 fn now_iso() -> String {
-    crate::db::format_time(time::OffsetDateTime::now_utc())
+    crate::clock::now_rfc3339_ms()
 }
 
 /// Forwards queued events to the admin namespace and sends `server_stats` every two seconds,

@@ -84,9 +84,12 @@ pub fn serialize<A: Adapter>(s: &SocketRef<A>, nsp: &str) -> SerializedSocket {
         })
         .unwrap_or_default();
     let session = s.extensions.get::<SessionRef>();
-    let issued = session.as_ref().map(|ses| ses.connected_at_ms()).unwrap_or_else(now_ms);
+    let issued = session
+        .as_ref()
+        .map(|ses| ses.connected_at_ms())
+        .unwrap_or_else(crate::clock::unix_millis);
     let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(issued) * 1_000_000)
-        .map(crate::db::format_time)
+        .map(crate::clock::rfc3339_ms)
         .unwrap_or_default();
     let xdomain = headers.contains_key("origin");
     let data = match &session {
@@ -115,13 +118,6 @@ pub fn serialize<A: Adapter>(s: &SocketRef<A>, nsp: &str) -> SerializedSocket {
         },
         rooms: crate::socket::visible_rooms(s),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// This node's sockets of `/` and `/admin`.

@@ -12,11 +12,7 @@
 
 pub mod driver;
 
-use std::{
-    collections::BTreeMap,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -149,13 +145,6 @@ if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return n
 "#;
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Cluster {
     /// Connects to Redis; `prefix` separates deployments (and test runs) sharing one Redis.
     pub async fn connect(url: &str, prefix: &str) -> Result<Arc<Self>, redis::RedisError> {
@@ -212,7 +201,7 @@ impl Cluster {
             .key(self.own_conns_key())
             .arg(user)
             .arg(max)
-            .arg(now_ms())
+            .arg(crate::clock::unix_millis())
             .arg(STALE_MS)
             .arg(&self.node_id)
             .arg(self.conns_prefix())
@@ -391,7 +380,7 @@ impl Cluster {
         }
         let mut conn = self.driver.conn();
         let res: Result<(), _> = redis::pipe()
-            .zadd(self.nodes_key(), &self.node_id, now_ms())
+            .zadd(self.nodes_key(), &self.node_id, crate::clock::unix_millis())
             .ignore()
             .pexpire(self.own_conns_key(), STALE_MS as i64)
             .ignore()

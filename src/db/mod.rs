@@ -223,22 +223,7 @@ pub fn created_at_of(id: uuid::Uuid) -> String {
                 .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
         })
         .unwrap_or_else(time::OffsetDateTime::now_utc);
-    format_time(created)
-}
-
-/// Formats a time as RFC 3339 UTC with milliseconds: `2026-11-22T10:00:00.123Z`.
-pub fn format_time(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    crate::clock::rfc3339_ms(created)
 }
 
 /// Page size plus one, to learn `hasMore` without a count.

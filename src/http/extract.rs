@@ -16,12 +16,7 @@ use socketioxide::adapter::Adapter;
 
 /// The token of an `Authorization: Bearer <token>` header (scheme in any case).
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = h.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    crate::auth::bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// A request made with one of the service keys of `API_KEYS`.

@@ -54,8 +54,9 @@ pub struct Inner {
     pub demo_secret: Option<Vec<u8>>,
     /// What happens to sockets, for an observer (the admin UI) while one watches.
     pub activity: ActivityFeed,
-    /// Serialises notification creation per user on this node, so that a user's notifications
-    /// are stored and delivered in id order (a striped lock: bounded memory, no map to clean).
+    /// Serialises notification creation per user on this node, so that this node hands a
+    /// user's notifications to its sockets in the order they were stored, without a repair (the
+    /// order itself comes from the store; a striped lock: bounded memory, no map to clean).
     create_locks: Vec<tokio::sync::Mutex<()>>,
 }
 

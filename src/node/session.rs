@@ -108,10 +108,7 @@ impl Session {
             }),
             last_event_ms: AtomicU64::new(0),
             epoch: now,
-            connected_at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            connected_at_ms: crate::clock::unix_millis(),
             closing: std::sync::atomic::AtomicBool::new(false),
             counted_rooms: Mutex::new(Vec::new()),
         })

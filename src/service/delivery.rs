@@ -14,7 +14,7 @@
 //! later without Redis. The poll looks back [`LOOKBACK`] past its previous run, which covers
 //! commits that took a while and nodes whose clocks differ by less than that.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use socketioxide::{SocketIo, adapter::Adapter};
 
@@ -72,13 +72,13 @@ pub async fn run<A: Adapter>(io: SocketIo<A>, st: AppState) {
     let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first poll looks back from the start: a node that just started has heard nothing.
-    let mut last_poll = now_ms();
+    let mut last_poll = crate::clock::unix_millis();
     let mut poll_failing = false;
     loop {
         tokio::select! {
             () = st.repairs.requested() => tokio::time::sleep(REPAIR_PAUSE).await,
             _ = poll.tick(), if polling => {
-                let started = now_ms();
+                let started = crate::clock::unix_millis();
                 let floor = id_floor_at(last_poll.saturating_sub(LOOKBACK.as_millis() as u64));
                 match notifications::heads_since(&st.db, &floor).await {
                     Ok(heads) => {
@@ -182,11 +182,4 @@ fn send_missing<A: Adapter>(io: &SocketIo<A>, user: &str, rows: &[Notification],
         up_to_date &= !behind;
     }
     up_to_date
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

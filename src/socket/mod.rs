@@ -105,16 +105,37 @@ async fn admit<A: Adapter>(
     Ok(())
 }
 
+/// The client events of contract section 4, named once: the handlers are registered under
+/// these names, and the metrics label an event by them (anything else is `unknown`).
+pub const EVENTS: [&str; 9] = [
+    "joinRoom",
+    "leaveRoom",
+    "getRoomMembers",
+    "sendMessage",
+    "getMessages",
+    "typing",
+    "listNotifications",
+    "markRead",
+    "refreshToken",
+];
+
+/// The metrics label of an event name: one of [`EVENTS`], or `unknown` (so clients cannot grow
+/// the label set).
+pub fn event_label(event: &str) -> &'static str {
+    EVENTS.iter().find(|e| **e == event).copied().unwrap_or("unknown")
+}
+
 fn register_handlers<A: Adapter>(s: &SocketRef<A>) {
-    s.on("joinRoom", rooms::join::<A>);
-    s.on("leaveRoom", rooms::leave::<A>);
-    s.on("getRoomMembers", rooms::members::<A>);
-    s.on("sendMessage", messages::send::<A>);
-    s.on("getMessages", messages::history::<A>);
-    s.on("typing", messages::typing::<A>);
-    s.on("listNotifications", notifications::list::<A>);
-    s.on("markRead", notifications::mark_read::<A>);
-    s.on("refreshToken", token::refresh::<A>);
+    let [join, leave, members, send, history, typing, list, mark_read, refresh] = EVENTS;
+    s.on(join, rooms::join::<A>);
+    s.on(leave, rooms::leave::<A>);
+    s.on(members, rooms::members::<A>);
+    s.on(send, messages::send::<A>);
+    s.on(history, messages::history::<A>);
+    s.on(typing, messages::typing::<A>);
+    s.on(list, notifications::list::<A>);
+    s.on(mark_read, notifications::mark_read::<A>);
+    s.on(refresh, token::refresh::<A>);
     s.on_fallback(unknown_event::<A>);
     s.on_disconnect(on_disconnect::<A>);
 }
@@ -338,7 +359,7 @@ pub async fn sweep<A: Adapter>(io: SocketIo<A>, st: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = auth::now_secs();
+        let now = crate::clock::unix_secs();
         let Some(ns) = crate::service::default_ns(&io) else {
             return;
         };

@@ -176,7 +176,7 @@ impl<A: Adapter> Reply<A> {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
-        telemetry::record_event(&self.event, outcome, self.started.elapsed());
+        telemetry::record_event(super::event_label(&self.event), outcome, self.started.elapsed());
         if self.wants_ack {
             if let Err(e) = self.ack.send(&Ack::from(result)) {
                 tracing::debug!(cause = %e, event = %self.event, "ack not sent");
