@@ -10,7 +10,7 @@
 // Needs the redis-server binary (a private one on a free port) for the second test.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { describe, it, startGateway, until, sleep, uid } from "./fixture.mjs";
+import { describe, it, startGateway, until, sleep, uid, io, waitFor } from "./fixture.mjs";
 import { RedisServer, stablePort } from "./cluster-fixture.mjs";
 import { CarefulTab, DelayProxy, postNotification } from "../bench/faults.mjs";
 
@@ -64,6 +64,38 @@ describe("a tab that stops reading (issue 12, point 3)", () => {
       );
     } finally {
       tab.close();
+      await gw.stop();
+    }
+  });
+});
+
+describe("an expiry that finds the send buffer full (issue 12, point 3)", () => {
+  it("is tried again, so the socket is disconnected once its buffer drains", async () => {
+    const gw = await startGateway({ JWT_LEEWAY_SECS: "0" });
+    const user = `expiring-${uid()}`;
+    const ttlSecs = 12;
+    const expiresAt = Date.now() + ttlSecs * 1000;
+    const socket = io(gw.url, {
+      auth: { token: gw.token(user, { ttlSecs }) },
+      transports: ["websocket"],
+      reconnection: false,
+      forceNew: true,
+    });
+    try {
+      await waitFor(socket, "registered", 6000);
+      const reasons = [];
+      socket.on("disconnect", (reason) => reasons.push(reason));
+      socket.io.engine.transport.ws.pause();
+      // Fill the kernel's buffers and the server's 1024-packet queue before the token expires.
+      await postMany(gw, user, 3000, { pad: 9000 });
+      assert.ok(Date.now() < expiresAt - 1000, "posting took too long: the buffer must be full before the expiry");
+      await sleep(expiresAt - Date.now() + 1500);
+      assert.deepEqual(reasons, [], "nothing reaches a client that does not read");
+      socket.io.engine.transport.ws.resume();
+      await until(() => reasons.length > 0, 8000, "a disconnect once the buffer drained");
+      assert.equal(reasons[0], "io server disconnect", "the expiry's own disconnect, not a transport failure");
+    } finally {
+      socket.close();
       await gw.stop();
     }
   });
