@@ -8,7 +8,8 @@
 //     the namespace again in time stays open.
 import assert from "node:assert/strict";
 import { after, before, describe, it, nowSecs, startGateway, sleep } from "./fixture.mjs";
-import { RawPolling, RawWs } from "./raw-client.mjs";
+import { RawPolling, RawWs, findGatewayPid, rssBytes } from "./raw-client.mjs";
+import { BIN } from "./fixture.mjs";
 
 const CONNECT_TIMEOUT_MS = 45000;
 
@@ -65,5 +66,36 @@ describe("wire edges", () => {
     } finally {
       for (const c of all) c.close();
     }
+  });
+  it("connections that leave their namespace and close are freed at once, not after the connect timeout", { timeout: 120000 }, async () => {
+    const pid = findGatewayPid(gw, BIN);
+    assert.ok(pid, "the gateway's pid");
+    // Connect, DISCONNECT the namespace (`41`, as socket.io-client's close() does), close.
+    const churn = async (n) => {
+      for (let done = 0; done < n; ) {
+        const batch = Math.min(100, n - done);
+        await Promise.all(
+          Array.from({ length: batch }, async (_, i) => {
+            const c = await RawWs.open(gw.url);
+            try {
+              assert.equal((await c.connectNs(gw.token(`churn${done + i}`))).ok, true);
+              c.send("41");
+              await sleep(20);
+            } finally {
+              c.close();
+            }
+          }),
+        );
+        done += batch;
+      }
+    };
+    await churn(1500); // the allocator grows to its working size
+    await sleep(1000);
+    const before = rssBytes(pid);
+    await churn(1500);
+    await sleep(1000);
+    const grown = rssBytes(pid) - before;
+    // Each such connection used to stay in memory (~13 KiB) until the 45 s timeout fired.
+    assert.ok(grown < 8 * 1024 * 1024, `RSS grew by ${(grown / 1048576).toFixed(1)} MiB over 1 500 closed connections`);
   });
 });

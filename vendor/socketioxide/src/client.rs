@@ -281,6 +281,10 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
     fn on_disconnect(&self, socket: Arc<EIoSocket<SocketData<A>>>, reason: EIoDisconnectReason) {
         #[cfg(feature = "tracing")]
         tracing::debug!("eio socket disconnected");
+        // sio-gateway patch (vendor/README.md, 3): a connect timeout still armed for this
+        // connection ends with it. Its task holds the socket until the timeout, so without
+        // this every connection closed while one was armed stayed in memory for 45 s.
+        socket.data.connect_recv_tx.lock().unwrap().take();
         let socks: Vec<_> = self
             .nsps
             .read()
