@@ -26,7 +26,6 @@
 // binary is SIO_GATEWAY_BIN, default target/release/sio-gateway. Talks to 127.0.0.1 only.
 
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -158,14 +157,10 @@ function track(child) {
 // Order is kept per direction: a chunk is never released before the one before it, also when
 // the delay shrinks. stop() destroys every connection.
 
-export class DelayProxy {
+export class DelayProxy extends cf.TcpProxy {
   constructor(targetPort, { host = '127.0.0.1' } = {}) {
-    this.targetPort = targetPort;
-    this.host = host;
+    super(0, () => ({ host, port: targetPort }));
     this.delayMs = 0;
-    this.server = null;
-    this.port = null;
-    this.conns = new Set();
     this.chunks = 0;
     this.delayedChunks = 0;
   }
@@ -174,33 +169,7 @@ export class DelayProxy {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  async start(port = 0) {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.targetPort, this.host);
-      for (const s of [client, upstream]) this.conns.add(s);
-      const done = () => {
-        client.destroy();
-        upstream.destroy();
-        this.conns.delete(client);
-        this.conns.delete(upstream);
-      };
-      for (const s of [client, upstream]) {
-        s.on('error', done);
-        s.on('close', done);
-      }
-      this.#forward(client, upstream);
-      this.#forward(upstream, client);
-    });
-    this.server = server;
-    await new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    this.port = server.address().port;
-    return this;
-  }
-
-  #forward(from, to) {
+  forward(from, to) {
     const queue = []; // [{ at, data }], release times non-decreasing
     let timer = null;
     let lastAt = 0;
@@ -229,16 +198,6 @@ export class DelayProxy {
       const finish = () => (queue.length ? setTimeout(finish, 20) : to.end());
       finish();
     });
-  }
-
-  async stop() {
-    const server = this.server;
-    if (!server) return;
-    this.server = null;
-    const closed = new Promise((resolve) => server.close(() => resolve()));
-    for (const s of this.conns) s.destroy();
-    this.conns.clear();
-    await closed;
   }
 }
 

@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
+import { startGateway, uid } from "./fixture.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -284,6 +285,7 @@ export async function stablePort() {
 // stop() closes the listener AND destroys every live connection, as a dead host or a cut
 // network link would; start() listens again on the same port.
 export class TcpProxy {
+  // `port` 0 takes any free port (read `port` after start()).
   constructor(port, target) {
     this.port = port;
     this.target = target;
@@ -296,6 +298,12 @@ export class TcpProxy {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  // Copies `from` to `to`; subclasses change how (bench/faults.mjs delays every chunk).
+  forward(from, to) {
+    from.pipe(to);
+  }
+
+  // Resolves with the proxy once it listens.
   start() {
     if (this.server) throw new Error("proxy already listening");
     const server = net.createServer((client) => {
@@ -318,13 +326,16 @@ export class TcpProxy {
       upstream.on("error", done);
       client.on("close", done);
       upstream.on("close", done);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      this.forward(client, upstream);
+      this.forward(upstream, client);
     });
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.port, "127.0.0.1", () => resolve());
+      server.listen(this.port, "127.0.0.1", () => {
+        this.port = server.address().port;
+        resolve(this);
+      });
     });
   }
 
@@ -337,6 +348,46 @@ export class TcpProxy {
     this.conns.clear();
     await closed;
   }
+}
+
+// ---------------------------------------------------------------------------
+// Several nodes
+
+// Starts `n` gateway nodes sharing one database (`databaseUrl`), one Redis, one REDIS_PREFIX,
+// one JWT secret and one API key (all passed explicitly, so nothing comes from the test
+// runner's environment); `extra` goes to every node, `perNode[i]` to node i. stop() stops them
+// and deletes the prefix's keys.
+export async function startCluster(n, { databaseUrl, redis = redisUrl(), extra = {}, perNode = [] } = {}) {
+  if (!databaseUrl) throw new Error("no database for the cluster (see the failure of the file's before hook)");
+  const prefix = `sio-gw-test-${uid()}${uid()}`;
+  const shared = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redis,
+    REDIS_PREFIX: prefix,
+    JWT_SECRET: randomBytes(24).toString("hex"),
+    API_KEYS: `key-${randomBytes(16).toString("hex")}`,
+    SHUTDOWN_TIMEOUT_SECS: "3",
+    EVENT_RATE_PER_SEC: "1000",
+    EVENT_BURST: "1000",
+    ...extra,
+  };
+  const nodes = [];
+  const cluster = {
+    nodes,
+    prefix,
+    async stop() {
+      await Promise.all(nodes.map((gw) => gw.stop()));
+      await deleteRedisPrefix(redis, prefix);
+    },
+  };
+  try {
+    // One after the other: each applies the migrations on start.
+    for (let i = 0; i < n; i++) nodes.push(await startGateway({ ...shared, ...(perNode[i] ?? {}) }));
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return cluster;
 }
 
 // ---------------------------------------------------------------------------

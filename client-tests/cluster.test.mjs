@@ -17,7 +17,7 @@ import {
   collect, noEvent, until, sleep, uid, assertOk, joined, io, BIN,
 } from "./fixture.mjs";
 import {
-  requirePostgres, requireRedis, createDatabase, redisUrl, deleteRedisPrefix, RedisServer, TcpProxy, stablePort,
+  requirePostgres, requireRedis, createDatabase, redisUrl, RedisServer, TcpProxy, stablePort, startCluster,
   postNotification, postEmit, readyz, allNotifications, postgresAdminUrl, withHostPort, psql,
 } from "./cluster-fixture.mjs";
 
@@ -33,40 +33,9 @@ after(() => {
   pg?.drop();
 });
 
-// Starts `n` nodes sharing one database, one Redis, one REDIS_PREFIX, one JWT secret and one
-// API key (all passed explicitly, so nothing comes from the test runner's environment).
-async function startNodes(n, { extra = {}, perNode = [], redis = REDIS } = {}) {
-  if (!pg) throw new Error("no PostgreSQL database (see the failure of the file's before hook)");
-  const prefix = `sio-gw-test-${uid()}${uid()}`;
-  const shared = {
-    DATABASE_URL: pg.url,
-    REDIS_URL: redis,
-    REDIS_PREFIX: prefix,
-    JWT_SECRET: randomBytes(24).toString("hex"),
-    API_KEYS: `key-${randomBytes(16).toString("hex")}`,
-    SHUTDOWN_TIMEOUT_SECS: "3",
-    EVENT_RATE_PER_SEC: "1000",
-    EVENT_BURST: "1000",
-    ...extra,
-  };
-  const nodes = [];
-  const cluster = {
-    nodes,
-    prefix,
-    async stop() {
-      await Promise.all(nodes.map((gw) => gw.stop()));
-      await deleteRedisPrefix(redis, prefix);
-    },
-  };
-  try {
-    // One after the other: each applies the migrations on start.
-    for (let i = 0; i < n; i++) nodes.push(await startGateway({ ...shared, ...(perNode[i] ?? {}) }));
-  } catch (e) {
-    await cluster.stop();
-    throw e;
-  }
-  return cluster;
-}
+// `n` nodes on this run's database and the shared Redis (see startCluster).
+const startNodes = (n, { extra, perNode, redis = REDIS } = {}) =>
+  startCluster(n, { databaseUrl: pg?.url, redis, extra, perNode });
 
 const notificationBody = (userId, title) => ({ userId, type: "test", title, message: `message ${title}` });
 

@@ -6,12 +6,11 @@
 // Needs PostgreSQL, Redis, psql and redis-server (see cluster-fixture.mjs); a missing one fails
 // with what to install.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import {
   describe, it, before, after, startGateway, connectAndRegistered, collect, until, sleep, uid, waitFor, noEvent, io,
 } from "./fixture.mjs";
 import {
-  requirePostgres, requireRedis, createDatabase, redisUrl, deleteRedisPrefix, RedisServer, TcpProxy, stablePort,
+  requirePostgres, requireRedis, createDatabase, redisUrl, RedisServer, TcpProxy, stablePort, startCluster,
   postNotification, allNotifications, withHostPort,
 } from "./cluster-fixture.mjs";
 
@@ -23,28 +22,7 @@ before(async () => {
 });
 after(() => pg?.drop());
 
-async function startNodes(n, { redis = redisUrl(), databaseUrl } = {}) {
-  const prefix = `sio-gw-order-${uid()}${uid()}`;
-  const shared = {
-    DATABASE_URL: databaseUrl ?? pg.url,
-    REDIS_URL: redis,
-    REDIS_PREFIX: prefix,
-    JWT_SECRET: randomBytes(24).toString("hex"),
-    API_KEYS: `key-${randomBytes(16).toString("hex")}`,
-    SHUTDOWN_TIMEOUT_SECS: "3",
-    EVENT_RATE_PER_SEC: "1000",
-    EVENT_BURST: "1000",
-  };
-  const nodes = [];
-  for (let i = 0; i < n; i++) nodes.push(await startGateway(shared));
-  return {
-    nodes,
-    async stop() {
-      await Promise.all(nodes.map((gw) => gw.stop()));
-      await deleteRedisPrefix(redis, prefix);
-    },
-  };
-}
+const startNodes = (n, { redis = redisUrl() } = {}) => startCluster(n, { databaseUrl: pg?.url, redis });
 
 async function created(gw, userId, title) {
   const res = await postNotification(gw, { userId, type: "t", title, message: "m" });
