@@ -60,20 +60,10 @@ impl SummaryReader {
 
     /// Learns from the database which users have notifications; from then on the others are
     /// answered from memory. Call once at start, before the node serves.
-    pub async fn load_users(&self, db: &Db) -> Result<usize> {
+    pub async fn load_users(&self, db: &Db) -> Result<()> {
         let users = notifications::users_with_notifications(db).await?;
-        let set: HashSet<u64> = users.iter().map(|u| user_hash(u)).collect();
-        let count = set.len();
-        let mut known = self.known();
-        let merged = match known.take() {
-            Some(mut seen) => {
-                seen.extend(set);
-                seen
-            }
-            None => set,
-        };
-        *known = Some(merged);
-        Ok(count)
+        *self.known() = Some(users.iter().map(|u| user_hash(u)).collect());
+        Ok(())
     }
 
     /// Notes that `user_id` has a notification now.

@@ -193,12 +193,11 @@ impl Session {
                 }
                 Handed::Held
             }
-            Delivery::Open { cursor, .. } if cursor.as_deref().is_some_and(|c| n.id.as_str() <= c) => Handed::Duplicate,
+            Delivery::Open { cursor, .. } if has(cursor, n) => Handed::Duplicate,
             Delivery::Open { behind: true, .. } => Handed::Behind,
             Delivery::Open { cursor, behind } => {
                 // Emitting only queues the packet on the socket; nothing awaits under the lock.
-                if cursor.as_deref() == prev && socket.emit("notification", n).is_ok() {
-                    *cursor = Some(n.id.clone());
+                if cursor.as_deref() == prev && send_next(socket, cursor, n) {
                     Handed::Sent
                 } else {
                     *behind = true;
@@ -223,17 +222,13 @@ impl Session {
         *behind = overflowed;
         held.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         held.dedup_by(|a, b| a.0.id == b.0.id);
-        for (n, prev) in &held {
-            if *behind {
-                break;
-            }
-            if cursor.as_deref().is_some_and(|c| n.id.as_str() <= c) {
+        for (n, prev) in held.iter().take_while(|_| !overflowed) {
+            if has(cursor, n) {
                 continue;
             }
-            if cursor.as_deref() == prev.as_deref() && socket.emit("notification", n).is_ok() {
-                *cursor = Some(n.id.clone());
-            } else {
+            if cursor.as_deref() != prev.as_deref() || !send_next(socket, cursor, n) {
                 *behind = true;
+                break;
             }
         }
         *behind
@@ -259,14 +254,13 @@ impl Session {
         };
         let mut sent = 0;
         for n in rows {
-            if cursor.as_deref().is_some_and(|c| n.id.as_str() <= c) {
+            if has(cursor, n) {
                 continue;
             }
-            if socket.emit("notification", n).is_err() {
+            if !send_next(socket, cursor, n) {
                 *behind = true;
                 return (sent, true);
             }
-            *cursor = Some(n.id.clone());
             sent += 1;
         }
         *behind = !complete;
@@ -276,6 +270,21 @@ impl Session {
     fn delivery(&self) -> std::sync::MutexGuard<'_, Delivery> {
         self.delivery.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether a socket whose newest notification is `cursor` already has `n`.
+fn has(cursor: &Option<String>, n: &Notification) -> bool {
+    cursor.as_deref().is_some_and(|c| n.id.as_str() <= c)
+}
+
+/// Queues `n` on the socket and moves `cursor` to it; `false` (cursor unchanged) when the
+/// socket cannot take it.
+fn send_next<A: Adapter>(socket: &SocketRef<A>, cursor: &mut Option<String>, n: &Notification) -> bool {
+    let sent = socket.emit("notification", n).is_ok();
+    if sent {
+        *cursor = Some(n.id.clone());
+    }
+    sent
 }
 
 /// Users whose sockets on this node are behind (see [`Handed::Behind`]), waiting for the
