@@ -247,6 +247,10 @@ async fn finish<A: Adapter>(
         io: io.clone(),
     })
     .layer(layer)
+    .layer(axum::middleware::from_fn_with_state(
+        state.cfg.max_payload_bytes,
+        http::oversized_body::drain_oversized_polling,
+    ))
     .layer(axum::middleware::map_request(handshake_copy::detach_handshake))
     .layer(DefaultBodyLimit::max(state.cfg.max_payload_bytes))
     .layer(axum::middleware::from_fn(http::header_limit::refuse_large_headers))

@@ -14,7 +14,7 @@ use axum::{
 };
 
 /// Where the Socket.IO layer listens (socketioxide's default engine path).
-const ENGINE_PATH: &str = "/socket.io/";
+pub(crate) const ENGINE_PATH: &str = "/socket.io/";
 
 /// Axum `map_request` middleware: copies the parts of every request that may open a
 /// Socket.IO session (engine path, no `sid` yet); other requests pass untouched.

@@ -8,6 +8,7 @@ pub mod handshake_copy;
 pub mod header_limit;
 pub mod health;
 pub mod notifications;
+pub mod oversized_body;
 
 use std::time::{Duration, Instant};
 
