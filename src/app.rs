@@ -30,6 +30,7 @@ use crate::{
     http::handshake_copy,
     http::{self, HttpState},
     node::AppState,
+    proxy::EventProxy,
     secrets, service,
     service::delivery,
     socket, telemetry,
@@ -117,6 +118,8 @@ pub async fn serve(
     telemetry::metrics_handle();
     let keys = load_keys(&cfg)?;
     let verifier = auth::verifier_for(&cfg, keys.jwt_secret.as_deref())?;
+    // Before the database: a schema that does not compile refuses the start at once.
+    let proxy = cfg.proxy.as_ref().map(EventProxy::new).transpose()?;
     let db = open_db(&cfg).await?;
     let cluster = match &cfg.redis_url {
         Some(url) => Some(
@@ -126,7 +129,7 @@ pub async fn serve(
         ),
         None => None,
     };
-    let state = AppState::new(cfg, db, verifier, keys.api_keys, cluster, keys.jwt_secret);
+    let state = AppState::new(cfg, db, verifier, keys.api_keys, cluster, keys.jwt_secret, proxy);
     // Which users have notifications, so a connect of any other user needs no query. A node
     // that cannot read it reads every connect's summary instead.
     if let Err(e) = state.summaries.load_users(&state.db).await {
@@ -194,6 +197,11 @@ impl<A: Adapter> cluster::LocalNode for LocalView<A> {
             .iter()
             .filter_map(|s| serde_json::to_value(s).ok())
             .collect()
+    }
+
+    fn apply(&self, op: cluster::UserOp) -> std::pin::Pin<Box<dyn Future<Output = usize> + Send>> {
+        let (state, io) = (self.state.clone(), self.io.clone());
+        Box::pin(async move { service::rooms::apply_here(&state, &io, &op).await })
     }
 }
 

@@ -19,11 +19,18 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        message: message.into(),
+impl ConfigError {
+    /// `name` holds a value of the wrong form, for `message`.
+    pub fn invalid(name: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            name,
+            message: message.into(),
+        }
     }
+}
+
+fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::invalid(name, message)
 }
 
 /// Where token verification keys come from.
@@ -54,6 +61,36 @@ pub enum ParserKind {
     Common,
     /// The msgpack parser (`PARSER=msgpack`).
     Msgpack,
+}
+
+/// The event proxy (contract section 10.2), on when `PROXY_URL` is set.
+#[derive(Clone)]
+pub struct ProxyConfig {
+    /// Where proxied events are POSTed (`PROXY_URL`, `http://` or `https://`).
+    pub url: String,
+    /// Signs each call (`PROXY_SECRET`, at least 32 bytes).
+    pub secret: Vec<u8>,
+    /// Which events go to the backend (`PROXY_EVENTS`; a trailing `*` matches any suffix).
+    pub events: Vec<String>,
+    /// Longest wait for the backend's answer (`PROXY_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// Most calls waiting on this node at once (`PROXY_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
+    /// Folder of `<event>.json` JSON Schemas (`EVENT_SCHEMAS_DIR`).
+    pub schemas_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("url", &mask_url(&self.url))
+            .field("secret", &"***")
+            .field("events", &self.events)
+            .field("timeout", &self.timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("schemas_dir", &self.schemas_dir)
+            .finish()
+    }
 }
 
 /// The whole configuration of one gateway node.
@@ -116,6 +153,8 @@ pub struct Config {
     pub admin: Option<(String, String)>,
     /// Folder of the admin UI's built files, served at `/admin-ui/` when set (`ADMIN_UI_DIR`).
     pub admin_ui_dir: Option<String>,
+    /// The event proxy, when `PROXY_URL` is set.
+    pub proxy: Option<ProxyConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -131,6 +170,7 @@ impl std::fmt::Debug for Config {
             .field("max_total_connections", &self.max_total_connections)
             .field("max_connections_per_user", &self.max_connections_per_user)
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -250,6 +290,7 @@ impl Config {
                 }
             },
             admin_ui_dir: get("ADMIN_UI_DIR"),
+            proxy: proxy_config(&get)?,
         };
         if cfg.max_payload_bytes < 1024 {
             return Err(invalid("MAX_PAYLOAD_BYTES", "must be at least 1024"));
@@ -271,6 +312,52 @@ impl Config {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."))
     }
+}
+
+/// `PROXY_*` and `EVENT_SCHEMAS_DIR`; `None` without `PROXY_URL`.
+fn proxy_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<ProxyConfig>, ConfigError> {
+    let Some(url) = get("PROXY_URL") else {
+        return Ok(None);
+    };
+    let url = url.trim().to_string();
+    let host = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or_default();
+    if host.is_empty() || host.starts_with('/') {
+        return Err(invalid(
+            "PROXY_URL",
+            format!("expected an http:// or https:// URL, got `{url}`"),
+        ));
+    }
+    let secret = get("PROXY_SECRET").ok_or_else(|| {
+        invalid(
+            "PROXY_SECRET",
+            format!("is required with PROXY_URL (at least {MIN_SECRET_BYTES} bytes; `openssl rand -hex 32`)"),
+        )
+    })?;
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(invalid(
+            "PROXY_SECRET",
+            format!("must be at least {MIN_SECRET_BYTES} bytes (got {})", secret.len()),
+        ));
+    }
+    let timeout_ms = parse::<u64>(get, "PROXY_TIMEOUT_MS", 5000)?;
+    let max_in_flight = parse::<usize>(get, "PROXY_MAX_IN_FLIGHT", 1000)?;
+    if timeout_ms == 0 {
+        return Err(invalid("PROXY_TIMEOUT_MS", "must be at least 1"));
+    }
+    if max_in_flight == 0 {
+        return Err(invalid("PROXY_MAX_IN_FLIGHT", "must be at least 1"));
+    }
+    Ok(Some(ProxyConfig {
+        url,
+        secret: secret.into_bytes(),
+        events: list(get("PROXY_EVENTS")).unwrap_or_else(|| vec!["*".into()]),
+        timeout: Duration::from_millis(timeout_ms),
+        max_in_flight,
+        schemas_dir: get("EVENT_SCHEMAS_DIR").map(PathBuf::from),
+    }))
 }
 
 /// The file path inside a `sqlite://` URL, without query parameters.
@@ -360,6 +447,26 @@ mod tests {
         let c = cfg(&[("DATABASE_URL", "sqlite:///var/lib/gw/x.db?mode=rwc")]).unwrap();
         assert_eq!(c.data_dir(), PathBuf::from("/var/lib/gw"));
         assert_eq!(cfg(&[]).unwrap().data_dir(), PathBuf::from("."));
+    }
+
+    #[test]
+    fn the_proxy_needs_a_long_secret_and_an_http_url() {
+        let url = ("PROXY_URL", "http://127.0.0.1:9/events");
+        assert!(cfg(&[]).unwrap().proxy.is_none());
+        let err = cfg(&[url]).err().unwrap().to_string();
+        assert!(err.starts_with("PROXY_SECRET"), "{err}");
+        let err = cfg(&[url, ("PROXY_SECRET", "short")]).err().unwrap().to_string();
+        assert!(err.starts_with("PROXY_SECRET") && err.contains("32"), "{err}");
+        let long = "p".repeat(32);
+        let err = cfg(&[("PROXY_URL", "ftp://x"), ("PROXY_SECRET", &long)])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("PROXY_URL"), "{err}");
+        let p = cfg(&[url, ("PROXY_SECRET", &long)]).unwrap().proxy.unwrap();
+        assert_eq!(p.events, vec!["*"]);
+        assert_eq!((p.timeout, p.max_in_flight), (Duration::from_secs(5), 1000));
+        assert!(!format!("{p:?}").contains("pppp"));
     }
 
     #[test]

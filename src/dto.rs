@@ -97,6 +97,15 @@ pub struct RoomArgs {
     pub room_id: Option<String>,
 }
 
+/// The server API's `POST /api/rooms/{roomId}/join` and `/leave`: `{ userId }`.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct UserArgs {
+    /// The user whose sockets join or leave.
+    #[validate(required(message = "is required"), custom(function = "valid_user_id"))]
+    pub user_id: Option<String>,
+}
+
 /// `sendMessage`: `{ roomId, text }`.
 #[derive(Debug, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]

@@ -5,7 +5,7 @@
 //! event when the client gave no callback); over HTTP it becomes `{ error: { … } }` with the
 //! status from [`AppError::status`]. Internal causes are logged, never sent.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use axum::{
     http::StatusCode,
@@ -61,9 +61,20 @@ pub enum AppError {
     /// HTTP: request headers over 16 KiB (see [`crate::http::header_limit`]).
     #[error("request headers too large")]
     HeadersTooLarge,
-    /// A dependency does not answer (database, Redis).
+    /// A dependency does not answer (database, Redis, the event proxy's backend).
     #[error("{0} unavailable")]
     Unavailable(&'static str),
+    /// The event proxy's backend refused the event with an error of its own, passed on as it
+    /// was given (its code is checked to be well formed: see `crate::proxy`).
+    #[error("{message}")]
+    Backend {
+        /// The backend's code.
+        code: String,
+        /// The backend's message.
+        message: String,
+        /// The backend's details, any JSON.
+        details: Option<serde_json::Value>,
+    },
     /// A database failure of the server's own; logged with its cause, answered as
     /// `internal`. (A database that does not answer becomes [`AppError::Unavailable`]: see
     /// the `From<sqlx::Error>` impl.)
@@ -77,13 +88,13 @@ pub enum AppError {
 /// The `error` object of both wire forms.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ErrorBody {
-    /// Stable machine-readable code, one of the contract's.
-    pub code: &'static str,
+    /// Stable machine-readable code: one of the contract's, or a proxy backend's own.
+    pub code: Cow<'static, str>,
     /// Human-readable text; never carries internal detail.
     pub message: String,
-    /// Field → messages, for `validation_failed`.
+    /// Field → messages for `validation_failed`; a proxy backend's details as it gave them.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<Details>,
+    pub details: Option<serde_json::Value>,
 }
 
 impl AppError {
@@ -94,7 +105,8 @@ impl AppError {
         Self::Validation(d)
     }
 
-    /// The contract's code for this error.
+    /// The contract's code for this error. A backend's own error is labelled `backend_error`
+    /// here (this is the metrics label; the wire carries the backend's code: [`AppError::body`]).
     pub fn code(&self) -> &'static str {
         match self {
             Self::Validation(_) => "validation_failed",
@@ -112,6 +124,7 @@ impl AppError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::HeadersTooLarge => "headers_too_large",
             Self::Unavailable(_) => "unavailable",
+            Self::Backend { .. } => "backend_error",
             Self::Db(_) | Self::Internal(_) => "internal",
         }
     }
@@ -129,6 +142,7 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Backend { .. } => StatusCode::BAD_REQUEST,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -140,16 +154,23 @@ impl AppError {
             Self::Internal(e) => tracing::error!(cause = %e, "internal error"),
             _ => {}
         }
+        if let Self::Backend { code, message, details } = self {
+            return ErrorBody {
+                code: Cow::Owned(code.clone()),
+                message: message.clone(),
+                details: details.clone(),
+            };
+        }
         let message = match self {
             Self::Db(_) | Self::Internal(_) => "internal error".to_string(),
             other => other.to_string(),
         };
         let details = match self {
-            Self::Validation(d) => Some(d.clone()),
+            Self::Validation(d) => serde_json::to_value(d).ok(),
             _ => None,
         };
         ErrorBody {
-            code: self.code(),
+            code: Cow::Borrowed(self.code()),
             message,
             details,
         }
@@ -283,6 +304,20 @@ mod tests {
         let body = AppError::Internal("password=hunter2".into()).body();
         assert_eq!(body.message, "internal error");
         assert!(body.details.is_none());
+    }
+
+    #[test]
+    fn a_backend_error_travels_as_given() {
+        let err = AppError::Backend {
+            code: "out_of_stock".into(),
+            message: "only 3 left".into(),
+            details: Some(serde_json::json!({ "qty": 3 })),
+        };
+        let ack = serde_json::to_value(Ack::<()>::from(Err(err))).unwrap();
+        assert_eq!(
+            ack,
+            serde_json::json!({"ok": false, "error": {"code": "out_of_stock", "message": "only 3 left", "details": {"qty": 3}}})
+        );
     }
 
     #[test]

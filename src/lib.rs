@@ -13,13 +13,15 @@
 //! 1. **Foundation** — [`config`] (every environment variable, validated at start),
 //!    [`error`] (the one error enum and its two wire forms), [`clock`] (wall-clock time and
 //!    its RFC 3339 form), [`telemetry`] (logs, metrics),
-//!    [`secrets`] (generated secret files), [`shutdown`] (stop signals), [`cli`].
+//!    [`secrets`] (generated secret files), [`shutdown`] (stop signals), [`signing`] (the
+//!    HMAC signature of calls to a backend), [`cli`].
 //! 2. **Rules** — [`auth`] (token sources, verification, signing) and [`dto`] (request DTOs
 //!    and their validation, shared by both fronts).
 //! 3. **Storage and transport** — [`db`] (SQLite/PostgreSQL, one module per table, the
 //!    per-user ordering of notification ids) and [`cluster`] (several nodes over Redis: the
 //!    adapter's driver, notification fan-out, cross-node questions, the per-user limit; it
-//!    knows the layers above only through [`cluster::LocalNode`]).
+//!    knows the layers above only through [`cluster::LocalNode`]), and [`proxy`] (client events
+//!    the gateway does not know, sent to the backend: schemas, signed calls, answers).
 //! 4. **The node** — [`node`]: the shared [`node::AppState`], each socket's
 //!    [`node::session`] (with its notification delivery gate), connection [`node::limits`]
 //!    and the event rate, token [`node::expiry`] deadlines, [`node::room_sizes`], and the
@@ -45,9 +47,11 @@ pub mod dto;
 pub mod error;
 pub mod http;
 pub mod node;
+pub mod proxy;
 pub mod secrets;
 pub mod service;
 pub mod shutdown;
+pub mod signing;
 pub mod socket;
 pub mod telemetry;
 

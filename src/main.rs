@@ -47,6 +47,12 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A configuration found wrong only while starting (a schema file) exits as one found
+        // wrong while reading the variables.
+        Err(e) if e.is::<sio_gateway::config::ConfigError>() => {
+            eprintln!("sio-gateway: configuration error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("sio-gateway: {e}");
             ExitCode::FAILURE

@@ -165,3 +165,12 @@ pub fn record_redis_losses(queue_full: u64, publish_failed: u64, inbound_dropped
 pub fn record_redis_up(up: bool) {
     gauge!("sio_redis_up").set(if up { 1.0 } else { 0.0 });
 }
+
+/// One proxied event (`crate::proxy`), by its label and outcome; `took` is the backend call's
+/// duration, for the events that reached the backend.
+pub fn record_proxy_call(event: String, outcome: &'static str, took: Option<Duration>) {
+    counter!("sio_proxy_calls_total", "event" => event.clone(), "outcome" => outcome).increment(1);
+    if let Some(took) = took {
+        histogram!("sio_proxy_call_duration_seconds", "event" => event).record(took.as_secs_f64());
+    }
+}

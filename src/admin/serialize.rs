@@ -116,7 +116,7 @@ pub fn serialize<A: Adapter>(s: &SocketRef<A>, nsp: &str) -> SerializedSocket {
             url,
             xdomain,
         },
-        rooms: crate::socket::visible_rooms(s),
+        rooms: crate::service::rooms::visible_rooms(s),
     }
 }
 

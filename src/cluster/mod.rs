@@ -12,7 +12,7 @@
 
 pub mod driver;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,50 @@ pub trait LocalNode: Send + Sync + 'static {
     fn room_members(&self, room: &str) -> MemberCounts;
     /// This node's sockets, as the admin UI lists them (one value each).
     fn sockets(&self) -> Vec<serde_json::Value>;
+    /// Applies a server API operation to the user's sockets on this node; how many sockets it
+    /// changed (for [`UserOp::Presence`], how many there are).
+    fn apply(&self, op: UserOp) -> Pin<Box<dyn Future<Output = usize> + Send>>;
+}
+
+/// A server API operation on all of one user's sockets (contract section 10.1), applied by
+/// every node to its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum UserOp {
+    /// Disconnect them.
+    Disconnect {
+        /// The user.
+        user: String,
+    },
+    /// Join them to a client room.
+    Join {
+        /// The user.
+        user: String,
+        /// The room.
+        room: String,
+    },
+    /// Take them out of a client room.
+    Leave {
+        /// The user.
+        user: String,
+        /// The room.
+        room: String,
+    },
+    /// Count them.
+    Presence {
+        /// The user.
+        user: String,
+    },
+}
+
+impl UserOp {
+    /// The user whose sockets the operation is about.
+    pub fn user(&self) -> &str {
+        match self {
+            Self::Disconnect { user } | Self::Presence { user } => user,
+            Self::Join { user, .. } | Self::Leave { user, .. } => user,
+        }
+    }
 }
 
 /// One page of an answer, and whether it was the answering node's last.
@@ -98,6 +142,8 @@ enum Query {
     Members { room: String },
     /// Every local socket, serialised for the admin UI.
     Sockets,
+    /// A server API operation; each node answers how many of its sockets it changed.
+    User { op: UserOp },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -261,6 +307,16 @@ impl Cluster {
         all
     }
 
+    /// Applies `op` on every other node; the sum of their counts.
+    pub async fn ask_user_op(&self, op: UserOp) -> usize {
+        self.ask(Query::User { op })
+            .await
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .map(|n| n as usize)
+            .sum()
+    }
+
     /// Publishes `query` and collects the answer of each other node (one or more pages),
     /// within a deadline.
     async fn ask(&self, query: Query) -> Vec<serde_json::Value> {
@@ -327,13 +383,19 @@ impl Cluster {
                         if let Ok(req) = serde_json::from_slice::<Request>(&body)
                             && req.origin != me.node_id
                         {
+                            if let Query::User { op } = req.query {
+                                // Emits and disconnects take a while: answered beside the loop.
+                                let (me, applied) = (me.clone(), local.apply(op));
+                                tokio::spawn(async move {
+                                    let answer = serde_json::Value::from(applied.await);
+                                    me.answer(&req.origin, req.id, answer, true);
+                                });
+                                continue;
+                            }
                             let pages = answer_pages(req.query, local.as_ref());
                             let count = pages.len();
                             for (i, answer) in pages.into_iter().enumerate() {
-                                let res = Response { id: req.id, answer, last: i + 1 == count };
-                                if let Ok(body) = serde_json::to_vec(&res) {
-                                    me.driver.enqueue(me.chan(&format!("res#{}", req.origin)), body);
-                                }
+                                me.answer(&req.origin, req.id, answer, i + 1 == count);
                             }
                         }
                     }
@@ -356,6 +418,13 @@ impl Cluster {
             }
         });
         Ok(())
+    }
+
+    /// Queues one page of an answer to `origin`'s question `id`.
+    fn answer(&self, origin: &str, id: u64, answer: serde_json::Value, last: bool) {
+        if let Ok(body) = serde_json::to_vec(&Response { id, answer, last }) {
+            self.driver.enqueue(self.chan(&format!("res#{origin}")), body);
+        }
     }
 
     async fn heartbeat(&self) {
@@ -414,6 +483,8 @@ impl Cluster {
 fn answer_pages(query: Query, local: &dyn LocalNode) -> Vec<serde_json::Value> {
     match query {
         Query::Members { room } => vec![serde_json::to_value(local.room_members(&room)).unwrap_or_default()],
+        // Answered asynchronously by the loop; never reaches here.
+        Query::User { .. } => vec![serde_json::Value::from(0)],
         Query::Sockets => {
             let sockets = local.sockets();
             let mut pages: Vec<serde_json::Value> = sockets.chunks(SOCKETS_PAGE).map(|p| p.to_vec().into()).collect();
@@ -438,6 +509,9 @@ mod tests {
         }
         fn sockets(&self) -> Vec<serde_json::Value> {
             (0..self.0).map(|i| serde_json::json!({ "id": i })).collect()
+        }
+        fn apply(&self, _: UserOp) -> Pin<Box<dyn Future<Output = usize> + Send>> {
+            Box::pin(std::future::ready(self.0))
         }
     }
 

@@ -1,5 +1,5 @@
-//! The HTTP API: notifications and emits for backends, notifications for users, and the
-//! health and metrics endpoints. Every error is JSON `{ error: { code, message, details? } }`.
+//! The HTTP API: notifications, emits and the server API for backends, notifications for
+//! users, and the health and metrics endpoints. Every error is JSON `{ error: { code, message, details? } }`.
 
 pub mod demo;
 pub mod emit;
@@ -9,6 +9,7 @@ pub mod header_limit;
 pub mod health;
 pub mod notifications;
 pub mod oversized_body;
+pub mod server_api;
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,12 @@ pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
         )
         .route("/api/notifications/read", post(notifications::mark_read::<A>))
         .route("/api/emit", post(emit::emit::<A>))
+        .route("/api/users/{userId}/disconnect", post(server_api::disconnect::<A>))
+        .route("/api/users/{userId}/presence", get(server_api::presence::<A>))
+        .route("/api/rooms/{roomId}/join", post(server_api::join::<A>))
+        .route("/api/rooms/{roomId}/leave", post(server_api::leave::<A>))
+        .route("/api/rooms/{roomId}/members", get(server_api::members::<A>))
+        .route("/api/rooms/{roomId}/messages", get(server_api::messages::<A>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<A>))
         .route("/metrics", get(health::metrics::<A>))

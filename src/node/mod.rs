@@ -14,6 +14,7 @@ use crate::{
     cluster::Cluster,
     config::Config,
     db::{Db, summary_reader::SummaryReader},
+    proxy::EventProxy,
 };
 use activity::ActivityFeed;
 use expiry::ExpirySchedule;
@@ -54,6 +55,8 @@ pub struct Inner {
     pub demo_secret: Option<Vec<u8>>,
     /// What happens to sockets, for an observer (the admin UI) while one watches.
     pub activity: ActivityFeed,
+    /// The event proxy, when `PROXY_URL` is set.
+    pub proxy: Option<EventProxy>,
     /// Serialises notification creation per user on this node, so that this node hands a
     /// user's notifications to its sockets in the order they were stored, without a repair (the
     /// order itself comes from the store; a striped lock: bounded memory, no map to clean).
@@ -69,6 +72,7 @@ impl AppState {
         api_keys: Vec<String>,
         cluster: Option<Arc<Cluster>>,
         jwt_secret: Option<Vec<u8>>,
+        proxy: Option<EventProxy>,
     ) -> Self {
         let demo_secret = cfg.demo_dir.as_ref().and(jwt_secret);
         // With several nodes the per-user bound is counted in Redis, not here.
@@ -93,6 +97,7 @@ impl AppState {
             cluster,
             demo_secret,
             activity: ActivityFeed::new(activity::QUEUE_CAPACITY),
+            proxy,
             create_locks,
         }))
     }

@@ -2,6 +2,8 @@
 //! same: store first, then emit.
 
 pub mod delivery;
+pub mod messages;
+pub mod rooms;
 
 use std::collections::BTreeMap;
 

@@ -9,13 +9,14 @@ use socketioxide::{
 use super::{
     begin,
     reply::{Args, Reply},
-    rooms::{RoomUser, client_room, require_member},
+    rooms::{client_room, require_member},
 };
 use crate::{
     db::messages::{self, Message},
-    dto::{GetMessagesArgs, RoomArgs, SendMessageArgs, page_size, parse},
+    dto::{GetMessagesArgs, RoomArgs, SendMessageArgs, parse},
     error::{AppError, Result},
     node::AppState,
+    service::{self, messages::MessagePage, rooms::RoomUser},
 };
 
 /// `sendMessage { roomId, text }`: stored, then `newMessage` to the whole room.
@@ -37,16 +38,6 @@ async fn send_message<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Valu
     Ok(msg)
 }
 
-/// `getMessages` answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessagePage {
-    /// Newest first.
-    pub messages: Vec<Message>,
-    /// Whether older messages remain.
-    pub has_more: bool,
-}
-
 /// `getMessages { roomId, limit?, before? }`: members only.
 pub async fn history<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>, State(st): State<AppState>) {
     let result = get_messages(&s, arg, &st).await;
@@ -64,8 +55,7 @@ async fn get_messages<A: Adapter>(
         room_id: args.room_id.clone(),
     })?;
     require_member(s, &room)?;
-    let (messages, has_more) = messages::page(&st.db, &room, args.cursor()?, page_size(args.limit)).await?;
-    Ok(MessagePage { messages, has_more })
+    service::messages::page(st, &room, &args).await
 }
 
 /// `typing { roomId }`: a volatile `typing` to the other sockets of the room; not stored.

@@ -7,6 +7,7 @@
 
 pub mod messages;
 pub mod notifications;
+pub mod proxied;
 pub mod reply;
 pub mod rooms;
 pub mod token;
@@ -28,11 +29,11 @@ use crate::{
     db::notifications as store,
     error::AppError,
     node::limits::{LimitError, RateDecision, RateLimiter},
-    node::session::{Session, SessionRef, USER_ROOM_PREFIX, user_room},
+    node::session::{Session, SessionRef, user_room},
     node::{AppState, activity::Activity},
+    service::rooms::{self as service_rooms, client_rooms, visible_rooms},
     telemetry,
 };
-use reply::Reply;
 
 /// How many 5 ms waits an event gives a socket that is not yet marked connected.
 const CONNECT_SETTLE_TRIES: u32 = 20;
@@ -136,7 +137,7 @@ fn register_handlers<A: Adapter>(s: &SocketRef<A>) {
     s.on(list, notifications::list::<A>);
     s.on(mark_read, notifications::mark_read::<A>);
     s.on(refresh, token::refresh::<A>);
-    s.on_fallback(unknown_event::<A>);
+    s.on_fallback(proxied::fallback::<A>);
     s.on_disconnect(on_disconnect::<A>);
 }
 
@@ -267,27 +268,6 @@ async fn emit_patiently<A: Adapter, T: Serialize + ?Sized>(s: &SocketRef<A>, eve
     false
 }
 
-/// The rooms of a socket as clients see them: without the socket's own id.
-pub fn visible_rooms<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
-    let sid = s.id.to_string();
-    let mut rooms: Vec<String> = s
-        .rooms()
-        .into_iter()
-        .map(|r| r.to_string())
-        .filter(|r| *r != sid)
-        .collect();
-    rooms.sort();
-    rooms
-}
-
-/// The client rooms of a socket: its rooms minus `user:<sub>` and its own id.
-pub fn client_rooms<A: Adapter>(s: &SocketRef<A>) -> Vec<String> {
-    visible_rooms(s)
-        .into_iter()
-        .filter(|r| !r.starts_with(USER_ROOM_PREFIX))
-        .collect()
-}
-
 /// The start of every event: the socket's session, after the rate limit. A socket over its
 /// rate for too long is disconnected; a disconnecting socket's events do nothing.
 pub async fn begin<A: Adapter>(s: &SocketRef<A>) -> Result<SessionRef, AppError> {
@@ -324,12 +304,6 @@ pub async fn begin<A: Adapter>(s: &SocketRef<A>) -> Result<SessionRef, AppError>
     }
 }
 
-/// Any event without a handler: `unknown_event`.
-async fn unknown_event<A: Adapter>(s: SocketRef<A>, reply: Reply<A>) {
-    let result = begin(&s).await.and_then(|_| Err::<(), _>(AppError::UnknownEvent));
-    reply.send(&s, result);
-}
-
 /// Disconnect handler: frees the connection slot and tells each client room the user left.
 async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, State(st): State<AppState>) {
     telemetry::record_disconnect();
@@ -342,7 +316,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
     st.activity.offer(|| Activity::Disconnected { sid: s.id, reason });
     for room in client_rooms(&s) {
         let size = st.room_sizes.size(&room);
-        rooms::announce(&s, &st, &room, size, "userLeft", &ses.user_id).await;
+        service_rooms::announce(&s, &st, &room, size, "userLeft", &ses.user_id).await;
     }
     for room in ses.take_counted_rooms() {
         st.room_sizes.left(&room);

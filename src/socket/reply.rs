@@ -17,7 +17,7 @@ use socketioxide::{
 use socketioxide_core::parser::FirstElement;
 
 use crate::{
-    error::{Ack, AppError, Details},
+    error::{Ack, AppError},
     node::session::SessionRef,
     telemetry,
 };
@@ -113,21 +113,23 @@ pub struct Reply<A: Adapter> {
     ack: AckSender<A>,
     wants_ack: bool,
     event: String,
+    /// The metrics label, when not the one [`super::event_label`] gives.
+    label: Option<&'static str>,
     started: Instant,
 }
 
 /// The payload of the `error` event.
 #[derive(Debug, Serialize)]
 pub struct ErrorEvent<'a> {
-    /// The contract's code.
-    pub code: &'static str,
+    /// The contract's code (or a proxy backend's own).
+    pub code: std::borrow::Cow<'static, str>,
     /// Human-readable text.
     pub message: String,
     /// The event that failed.
     pub event: &'a str,
-    /// Field → messages, for `validation_failed`.
+    /// Field → messages for `validation_failed`; a proxy backend's details as given.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<Details>,
+    pub details: Option<serde_json::Value>,
 }
 
 impl<A: Adapter> FromMessageParts<A> for Reply<A> {
@@ -143,6 +145,7 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
             ack: sender,
             wants_ack: ack.is_some(),
             event,
+            label: None,
             started: Instant::now(),
         })
     }
@@ -162,6 +165,12 @@ impl<A: Adapter> Reply<A> {
         &self.event
     }
 
+    /// Records the event under `label` in the metrics instead of its own (proxied events).
+    pub fn labelled(mut self, label: &'static str) -> Self {
+        self.label = Some(label);
+        self
+    }
+
     /// Sends the outcome. A socket that is disconnecting (it sent a namespace disconnect, or
     /// the server cut it) gets nothing: its events after that point are dropped unanswered.
     pub fn send<T: Serialize>(self, socket: &SocketRef<A>, result: Result<T, AppError>) {
@@ -176,7 +185,8 @@ impl<A: Adapter> Reply<A> {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
-        telemetry::record_event(super::event_label(&self.event), outcome, self.started.elapsed());
+        let label = self.label.unwrap_or_else(|| super::event_label(&self.event));
+        telemetry::record_event(label, outcome, self.started.elapsed());
         if self.wants_ack {
             if let Err(e) = self.ack.send(&Ack::from(result)) {
                 tracing::debug!(cause = %e, event = %self.event, "ack not sent");

@@ -8,35 +8,20 @@ use socketioxide::{
 };
 
 use super::{
-    begin, client_rooms,
+    begin,
     reply::{Args, Reply},
 };
 use crate::{
     auth::room_allowed,
     dto::{RoomArgs, parse},
     error::{AppError, Result},
+    node::AppState,
     node::session::{SessionRef, USER_ROOM_PREFIX},
-    node::{AppState, activity::Activity},
-    service::{self, Member},
+    service::{
+        self, Member,
+        rooms::{self, RoomRef},
+    },
 };
-
-/// `{ roomId }`, the data of several acks and events.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomRef {
-    /// The room.
-    pub room_id: String,
-}
-
-/// `userJoined` / `userLeft` / `typing`: `{ roomId, userId }`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomUser<'a> {
-    /// The room.
-    pub room_id: &'a str,
-    /// Who joined, left or types.
-    pub user_id: &'a str,
-}
 
 /// The checked room of a room event; `user:` rooms are never a client's to use.
 pub fn client_room(args: RoomArgs) -> Result<String> {
@@ -49,7 +34,7 @@ pub fn client_room(args: RoomArgs) -> Result<String> {
 
 /// Refuses unless the socket is in `room`.
 pub fn require_member<A: Adapter>(s: &SocketRef<A>, room: &str) -> Result<()> {
-    if s.rooms().iter().any(|r| r == room) {
+    if rooms::is_member(s, room) {
         Ok(())
     } else {
         Err(AppError::NotMember)
@@ -66,32 +51,7 @@ async fn join_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>,
     let ses = begin(s).await?;
     let room = client_room(parse(arg)?)?;
     check_claim(&ses, st, &room)?;
-    // Check and join in one step per socket: two joins of one room must not both join it, and
-    // joins of different rooms must not pass the bound together.
-    let joined = ses.with_counted_rooms(|counted| -> Result<Option<usize>> {
-        if ses.is_closing() {
-            // The disconnect has taken (or is about to take) the counted rooms back.
-            return Err(AppError::Unavailable("socket"));
-        }
-        if s.rooms().iter().any(|r| *r == room) {
-            return Ok(None);
-        }
-        if client_rooms(s).len() >= st.cfg.max_rooms_per_socket {
-            return Err(AppError::LimitExceeded);
-        }
-        s.join(room.clone());
-        counted.push(room.clone());
-        Ok(Some(st.room_sizes.joined(&room)))
-    })?;
-    let Some(size) = joined else {
-        return Ok(RoomRef { room_id: room });
-    };
-    st.activity.offer(|| Activity::RoomJoined {
-        room: room.clone(),
-        sid: s.id,
-    });
-    let _ = s.emit("joinedRoom", &RoomRef { room_id: room.clone() });
-    announce(s, st, &room, size, "userJoined", &ses.user_id).await;
+    rooms::join(st, s, &ses, &room).await?;
     Ok(RoomRef { room_id: room })
 }
 
@@ -112,50 +72,8 @@ pub async fn leave<A: Adapter>(s: SocketRef<A>, Args(arg): Args, reply: Reply<A>
 async fn leave_room<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Value>, st: &AppState) -> Result<RoomRef> {
     let ses = begin(s).await?;
     let room = client_room(parse(arg)?)?;
-    // Check and leave in one step per socket, as joins do: two leaves announce once.
-    let size = ses.with_counted_rooms(|counted| -> Result<usize> {
-        require_member(s, &room)?;
-        // Counted while the leaver is still in, as the join was: a room announces symmetrically.
-        let size = st.room_sizes.size(&room);
-        s.leave(room.clone());
-        let before = counted.len();
-        counted.retain(|r| *r != room);
-        if counted.len() != before {
-            st.room_sizes.left(&room);
-        }
-        Ok(size)
-    })?;
-    announce(s, st, &room, size, "userLeft", &ses.user_id).await;
-    st.activity.offer(|| Activity::RoomLeft {
-        room: room.clone(),
-        sid: s.id,
-    });
-    let _ = s.emit("leftRoom", &RoomRef { room_id: room.clone() });
+    rooms::leave(st, s, &ses, &room).await?;
     Ok(RoomRef { room_id: room })
-}
-
-/// Sends `event { roomId, userId }` to the other sockets of the room, while the room's `size`
-/// (counted on this node, the socket included: see [`crate::node::room_sizes`]) is at most
-/// `ROOM_EVENTS_MAX_MEMBERS`.
-pub async fn announce<A: Adapter>(
-    s: &SocketRef<A>,
-    st: &AppState,
-    room: &str,
-    size: usize,
-    event: &str,
-    user_id: &str,
-) {
-    let max = st.cfg.room_events_max_members;
-    if max == 0 || size > max {
-        return;
-    }
-    if let Err(e) = s
-        .to(room.to_string())
-        .emit(event, &RoomUser { room_id: room, user_id })
-        .await
-    {
-        tracing::debug!(cause = %e, event, "room announcement not sent");
-    }
 }
 
 /// `getRoomMembers` answer.
