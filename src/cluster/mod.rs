@@ -528,6 +528,29 @@ mod tests {
         assert_eq!(answer_pages(Query::Members { room: "r".into() }, &Many(3)).len(), 1);
     }
 
+    #[test]
+    fn a_user_operation_travels_tagged() {
+        let op = UserOp::Join {
+            user: "alice".into(),
+            room: "lobby".into(),
+        };
+        let req = Request {
+            origin: "n1".into(),
+            id: 3,
+            query: Query::User { op },
+        };
+        let wire = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            wire["query"],
+            serde_json::json!({ "kind": "user", "op": { "op": "join", "user": "alice", "room": "lobby" } })
+        );
+        let back: Request = serde_json::from_value(wire).unwrap();
+        let Query::User { op } = back.query else {
+            panic!("not a user op")
+        };
+        assert_eq!(op.user(), "alice");
+    }
+
     #[tokio::test]
     async fn a_cancelled_question_leaves_no_pending_entry() {
         let pending = Pending::default();
