@@ -29,11 +29,12 @@ use crate::{
     db::{Db, notifications::Notification},
     http::handshake_copy,
     http::{self, HttpState},
-    node::AppState,
+    node::{AppState, BackendLinks},
     proxy::EventProxy,
     secrets, service,
     service::delivery,
     socket, telemetry,
+    webhooks::{Recorder, Webhooks},
 };
 
 /// Boxed error for start-up failures; their messages name what to fix.
@@ -129,7 +130,15 @@ pub async fn serve(
         ),
         None => None,
     };
-    let state = AppState::new(cfg, db, verifier, keys.api_keys, cluster, keys.jwt_secret, proxy);
+    let (webhooks, recorder) = match cfg.webhooks.clone() {
+        Some(hooks) => {
+            let (hooks, recorder) = Webhooks::start(hooks, db.clone());
+            (Some(hooks), Some(recorder))
+        }
+        None => (None, None),
+    };
+    let backend = BackendLinks { proxy, webhooks };
+    let state = AppState::new(cfg, db, verifier, keys.api_keys, cluster, keys.jwt_secret, backend);
     // Which users have notifications, so a connect of any other user needs no query. A node
     // that cannot read it reads every connect's summary instead.
     if let Err(e) = state.summaries.load_users(&state.db).await {
@@ -143,7 +152,7 @@ pub async fn serve(
             if admin.is_some() {
                 admin::start(&io, &state);
             }
-            finish(state, io, layer, listener, shutdown).await
+            finish(state, io, layer, listener, shutdown, recorder).await
         }
         Some(cluster) => {
             let ctr = RedisAdapterCtr::new_with_driver(
@@ -168,7 +177,7 @@ pub async fn serve(
                 .run(local)
                 .await
                 .map_err(|e| format!("redis subscribe: {e}"))?;
-            finish(state, io, layer, listener, shutdown).await
+            finish(state, io, layer, listener, shutdown, recorder).await
         }
     }
 }
@@ -249,6 +258,7 @@ async fn finish<A: Adapter>(
     layer: SocketIoLayer<A>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    recorder: Option<Recorder>,
 ) -> Result<(), StartError> {
     let router = http::router(HttpState {
         app: state.clone(),
@@ -266,6 +276,10 @@ async fn finish<A: Adapter>(
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
     let repairs = tokio::spawn(delivery::run(io.clone(), state.clone()));
     let checkpoints = state.db.start_checkpoints();
+    let webhook_delivery = state.webhooks.clone().map(|hooks| {
+        let owner = secrets::random_hex(8);
+        tokio::spawn(crate::webhooks::delivery::run(hooks, state.db.clone(), owner))
+    });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
 
@@ -317,6 +331,14 @@ async fn finish<A: Adapter>(
             server.abort();
         }
         let _ = tokio::time::timeout_at(deadline, closing).await;
+        // The disconnects above recorded their presence and room events: stored before the
+        // pool closes (an event being delivered keeps its row, and is tried again later).
+        if let (Some(hooks), Some(recorder)) = (&state.webhooks, recorder) {
+            hooks.close();
+            recorder
+                .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                .await;
+        }
         if let Some(cluster) = &state.cluster {
             let _ = tokio::time::timeout_at(deadline, cluster.leave()).await;
         }
@@ -326,6 +348,9 @@ async fn finish<A: Adapter>(
     }
     sweeper.abort();
     repairs.abort();
+    if let Some(task) = webhook_delivery {
+        task.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -93,6 +93,44 @@ impl std::fmt::Debug for ProxyConfig {
     }
 }
 
+/// The webhook types of contract section 10.3, in the order the README lists them.
+pub const WEBHOOK_TYPES: [&str; 6] = [
+    "user.online",
+    "user.offline",
+    "room.joined",
+    "room.left",
+    "message.created",
+    "notifications.read",
+];
+
+/// Webhooks (contract section 10.3), on when `WEBHOOK_URL` is set.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// Where events are POSTed (`WEBHOOK_URL`, `http://` or `https://`).
+    pub url: String,
+    /// Signs each call (`WEBHOOK_SECRET`, at least 32 bytes).
+    pub secret: Vec<u8>,
+    /// The types sent (`WEBHOOK_EVENTS`; default all of [`WEBHOOK_TYPES`]).
+    pub events: Vec<&'static str>,
+}
+
+impl WebhookConfig {
+    /// Whether events of `kind` are sent.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events.contains(&kind)
+    }
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &mask_url(&self.url))
+            .field("secret", &"***")
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
 /// The whole configuration of one gateway node.
 #[derive(Clone)]
 pub struct Config {
@@ -155,6 +193,8 @@ pub struct Config {
     pub admin_ui_dir: Option<String>,
     /// The event proxy, when `PROXY_URL` is set.
     pub proxy: Option<ProxyConfig>,
+    /// Webhooks, when `WEBHOOK_URL` is set.
+    pub webhooks: Option<WebhookConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -171,6 +211,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections_per_user", &self.max_connections_per_user)
             .field("max_payload_bytes", &self.max_payload_bytes)
             .field("proxy", &self.proxy)
+            .field("webhooks", &self.webhooks)
             .finish_non_exhaustive()
     }
 }
@@ -291,6 +332,7 @@ impl Config {
             },
             admin_ui_dir: get("ADMIN_UI_DIR"),
             proxy: proxy_config(&get)?,
+            webhooks: webhook_config(&get)?,
         };
         if cfg.max_payload_bytes < 1024 {
             return Err(invalid("MAX_PAYLOAD_BYTES", "must be at least 1024"));
@@ -316,32 +358,10 @@ impl Config {
 
 /// `PROXY_*` and `EVENT_SCHEMAS_DIR`; `None` without `PROXY_URL`.
 fn proxy_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<ProxyConfig>, ConfigError> {
-    let Some(url) = get("PROXY_URL") else {
+    let Some(url) = backend_url(get, "PROXY_URL")? else {
         return Ok(None);
     };
-    let url = url.trim().to_string();
-    let host = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .unwrap_or_default();
-    if host.is_empty() || host.starts_with('/') {
-        return Err(invalid(
-            "PROXY_URL",
-            format!("expected an http:// or https:// URL, got `{url}`"),
-        ));
-    }
-    let secret = get("PROXY_SECRET").ok_or_else(|| {
-        invalid(
-            "PROXY_SECRET",
-            format!("is required with PROXY_URL (at least {MIN_SECRET_BYTES} bytes; `openssl rand -hex 32`)"),
-        )
-    })?;
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(invalid(
-            "PROXY_SECRET",
-            format!("must be at least {MIN_SECRET_BYTES} bytes (got {})", secret.len()),
-        ));
-    }
+    let secret = backend_secret(get, "PROXY_SECRET", "PROXY_URL")?;
     let timeout_ms = parse::<u64>(get, "PROXY_TIMEOUT_MS", 5000)?;
     let max_in_flight = parse::<usize>(get, "PROXY_MAX_IN_FLIGHT", 1000)?;
     if timeout_ms == 0 {
@@ -352,12 +372,79 @@ fn proxy_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<ProxyCon
     }
     Ok(Some(ProxyConfig {
         url,
-        secret: secret.into_bytes(),
+        secret,
         events: list(get("PROXY_EVENTS")).unwrap_or_else(|| vec!["*".into()]),
         timeout: Duration::from_millis(timeout_ms),
         max_in_flight,
         schemas_dir: get("EVENT_SCHEMAS_DIR").map(PathBuf::from),
     }))
+}
+
+/// `WEBHOOK_*`; `None` without `WEBHOOK_URL`.
+fn webhook_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<WebhookConfig>, ConfigError> {
+    let Some(url) = backend_url(get, "WEBHOOK_URL")? else {
+        return Ok(None);
+    };
+    let secret = backend_secret(get, "WEBHOOK_SECRET", "WEBHOOK_URL")?;
+    let events = match list(get("WEBHOOK_EVENTS")) {
+        None => WEBHOOK_TYPES.to_vec(),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                WEBHOOK_TYPES
+                    .iter()
+                    .find(|t| **t == n.as_str())
+                    .copied()
+                    .ok_or_else(|| {
+                        invalid(
+                            "WEBHOOK_EVENTS",
+                            format!("`{n}` is not one of {}", WEBHOOK_TYPES.join(", ")),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Some(WebhookConfig { url, secret, events }))
+}
+
+/// A backend's `http://` or `https://` URL in `name`, if set.
+fn backend_url(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
+    let Some(url) = get(name) else {
+        return Ok(None);
+    };
+    let url = url.trim().to_string();
+    let host = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or_default();
+    if host.is_empty() || host.starts_with('/') {
+        return Err(invalid(
+            name,
+            format!("expected an http:// or https:// URL, got `{url}`"),
+        ));
+    }
+    Ok(Some(url))
+}
+
+/// The shared secret in `name`, required (at least 32 bytes) because `needed_by` is set.
+fn backend_secret(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    needed_by: &str,
+) -> Result<Vec<u8>, ConfigError> {
+    let secret = get(name).ok_or_else(|| {
+        invalid(
+            name,
+            format!("is required with {needed_by} (at least {MIN_SECRET_BYTES} bytes; `openssl rand -hex 32`)"),
+        )
+    })?;
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(invalid(
+            name,
+            format!("must be at least {MIN_SECRET_BYTES} bytes (got {})", secret.len()),
+        ));
+    }
+    Ok(secret.into_bytes())
 }
 
 /// The file path inside a `sqlite://` URL, without query parameters.
@@ -467,6 +554,29 @@ mod tests {
         assert_eq!(p.events, vec!["*"]);
         assert_eq!((p.timeout, p.max_in_flight), (Duration::from_secs(5), 1000));
         assert!(!format!("{p:?}").contains("pppp"));
+    }
+
+    #[test]
+    fn webhooks_need_a_long_secret_and_known_types() {
+        let url = ("WEBHOOK_URL", "http://127.0.0.1:9/hooks");
+        let long = "w".repeat(32);
+        assert!(cfg(&[url]).err().unwrap().to_string().starts_with("WEBHOOK_SECRET"));
+        let w = cfg(&[url, ("WEBHOOK_SECRET", &long)]).unwrap().webhooks.unwrap();
+        assert_eq!(w.events, WEBHOOK_TYPES.to_vec());
+        let w = cfg(&[
+            url,
+            ("WEBHOOK_SECRET", &long),
+            ("WEBHOOK_EVENTS", "user.online, room.left"),
+        ])
+        .unwrap()
+        .webhooks
+        .unwrap();
+        assert!(w.wants("room.left") && !w.wants("message.created"));
+        let err = cfg(&[url, ("WEBHOOK_SECRET", &long), ("WEBHOOK_EVENTS", "user.login")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("WEBHOOK_EVENTS") && err.contains("user.login"), "{err}");
     }
 
     #[test]

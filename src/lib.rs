@@ -54,6 +54,7 @@ pub mod shutdown;
 pub mod signing;
 pub mod socket;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::{bind, serve};
 pub use config::Config;

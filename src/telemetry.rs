@@ -174,3 +174,14 @@ pub fn record_proxy_call(event: String, outcome: &'static str, took: Option<Dura
         histogram!("sio_proxy_call_duration_seconds", "event" => event).record(took.as_secs_f64());
     }
 }
+
+/// One webhook call, by event type and outcome (`delivered`, `refused`, `server_error`,
+/// `timeout`, `unreachable`).
+pub fn record_webhook(kind: &str, outcome: &'static str) {
+    counter!("sio_webhook_deliveries_total", "type" => kind.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// Webhook events waiting in the outbox (all nodes'; read from the database).
+pub fn record_webhooks_pending(n: i64) {
+    gauge!("sio_webhooks_pending").set(n as f64);
+}

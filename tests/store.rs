@@ -77,9 +77,14 @@ fn note(user: &str, title: &str) -> NewNotification {
 async fn check_message_pages(db: &Db) {
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(messages::insert(db, "r", "u", &format!("m{i}")).await.unwrap().id);
+        ids.push(
+            messages::insert(db, "r", "u", &format!("m{i}"), false)
+                .await
+                .unwrap()
+                .id,
+        );
     }
-    messages::insert(db, "other", "u", "x").await.unwrap();
+    messages::insert(db, "other", "u", "x", false).await.unwrap();
     let (page, more) = messages::page(db, "r", None, 2).await.unwrap();
     assert_eq!(page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m4", "m3"]);
     assert!(more);
@@ -127,11 +132,12 @@ async fn check_notification_read_state(db: &Db) {
         (1, Some(bobs.as_str()))
     );
 
-    let (updated, owned) = notifications::mark_read(db, "alice", &[ids[0].clone(), bobs.clone(), ids[0].clone()])
-        .await
-        .unwrap();
+    let (updated, owned) =
+        notifications::mark_read(db, "alice", &[ids[0].clone(), bobs.clone(), ids[0].clone()], false)
+            .await
+            .unwrap();
     assert_eq!((updated, owned), (1, vec![ids[0].clone()]));
-    let (again, _) = notifications::mark_read(db, "alice", std::slice::from_ref(&ids[0]))
+    let (again, _) = notifications::mark_read(db, "alice", std::slice::from_ref(&ids[0]), false)
         .await
         .unwrap();
     assert_eq!(again, 0, "already read rows do not count");
@@ -149,7 +155,7 @@ async fn check_notification_read_state(db: &Db) {
     assert_eq!(all.last().unwrap().id, ids[0]);
     assert!(all.last().unwrap().read);
 
-    assert_eq!(notifications::mark_all_read(db, "alice").await.unwrap(), 3);
+    assert_eq!(notifications::mark_all_read(db, "alice", false).await.unwrap(), 3);
     assert_eq!(notifications::summary(db, "alice").await.unwrap().unread, 0);
     assert!(matches!(
         notifications::page(db, "alice", Some(&bobs), 10, false).await,

@@ -184,11 +184,18 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return total + 1
 "#;
 
-/// Removes one connection of `user` on this node.
+/// Removes one connection of `user` on this node. KEYS[1] this node's hash, KEYS[2] nodes
+/// zset. ARGV: user, now_ms, stale_ms, hash prefix. Returns the user's connections left on the
+/// live nodes.
 const RELEASE_SCRIPT: &str = r#"
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return n
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], tonumber(ARGV[2]) - tonumber(ARGV[3]), '+inf')
+local total = 0
+for _, node in ipairs(live) do
+  total = total + tonumber(redis.call('HGET', ARGV[4] .. node, ARGV[1]) or '0')
+end
+return total
 "#;
 
 impl Cluster {
@@ -238,9 +245,10 @@ impl Cluster {
         redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
     }
 
-    /// Counts one more connection of `user` across nodes. `Ok(false)` when the limit is
-    /// reached; `Err` when Redis does not answer (the caller falls back to the local count).
-    pub async fn acquire_user_slot(&self, user: &str, max: usize) -> Result<bool, redis::RedisError> {
+    /// Counts one more connection of `user` across nodes: the user's connections in the
+    /// cluster with this one, or `Ok(None)` when the limit is reached; `Err` when Redis does
+    /// not answer (the caller falls back to the local count).
+    pub async fn acquire_user_slot(&self, user: &str, max: usize) -> Result<Option<usize>, redis::RedisError> {
         let mut conn = self.driver.conn();
         let total: i64 = redis::Script::new(ACQUIRE_SCRIPT)
             .key(self.nodes_key())
@@ -253,23 +261,32 @@ impl Cluster {
             .arg(self.conns_prefix())
             .invoke_async(&mut conn)
             .await?;
-        Ok(total >= 0)
+        Ok(usize::try_from(total).ok())
     }
 
-    /// Gives back a slot taken with [`Cluster::acquire_user_slot`].
-    pub async fn release_user_slot(&self, user: &str) {
+    /// Gives back a slot taken with [`Cluster::acquire_user_slot`]: the user's connections
+    /// left in the cluster, or `None` when Redis did not answer.
+    pub async fn release_user_slot(&self, user: &str) -> Option<usize> {
         let mut conn = self.driver.conn();
         let res: Result<i64, _> = redis::Script::new(RELEASE_SCRIPT)
             .key(self.own_conns_key())
+            .key(self.nodes_key())
             .arg(user)
+            .arg(crate::clock::unix_millis())
+            .arg(STALE_MS)
+            .arg(self.conns_prefix())
             .invoke_async(&mut conn)
             .await;
-        if let Err(e) = res {
-            // A mass disconnect can time out thousands of these at once: counted here and
-            // reported once per heartbeat instead of one warning per socket.
-            self.failed_releases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::debug!(cause = %e, "could not release a connection slot in redis");
+        match res {
+            Ok(left) => return Some(usize::try_from(left).unwrap_or(0)),
+            Err(e) => {
+                // A mass disconnect can time out thousands of these at once: counted here and
+                // reported once per heartbeat instead of one warning per socket.
+                self.failed_releases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(cause = %e, "could not release a connection slot in redis");
+            }
         }
+        None
     }
 
     /// Tells the other nodes about a stored notification; never waits for Redis.

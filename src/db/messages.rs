@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Db, finish_page, new_id_and_time, probe_limit};
+use super::{Db, finish_page, new_id_and_time, outbox, probe_limit};
 use crate::error::{AppError, Result};
 
 /// A stored chat message, as clients see it.
@@ -32,24 +32,34 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
     })
 }
 
-/// Stores a message and returns it.
-pub async fn insert(db: &Db, room_id: &str, user_id: &str, text: &str) -> Result<Message> {
+/// Stores a message and returns it; with `record_event`, its `message.created` webhook event
+/// too, in the same transaction.
+pub async fn insert(db: &Db, room_id: &str, user_id: &str, text: &str, record_event: bool) -> Result<Message> {
     let (id, created_at) = new_id_and_time();
-    sqlx::query("INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&id)
-        .bind(room_id)
-        .bind(user_id)
-        .bind(text)
-        .bind(&created_at)
-        .execute(db.pool())
-        .await?;
-    Ok(Message {
+    let msg = Message {
         id,
         room_id: room_id.into(),
         user_id: user_id.into(),
         text: text.into(),
         created_at,
-    })
+    };
+    let insert =
+        sqlx::query("INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&msg.id)
+            .bind(room_id)
+            .bind(user_id)
+            .bind(text)
+            .bind(&msg.created_at);
+    if !record_event {
+        insert.execute(db.pool()).await?;
+        return Ok(msg);
+    }
+    let event = outbox::NewEvent::now("message.created", serde_json::to_value(&msg).unwrap_or_default());
+    let mut tx = db.pool().begin().await?;
+    insert.execute(&mut *tx).await?;
+    outbox::insert_in(&mut tx, &event, crate::clock::unix_millis() as i64).await?;
+    tx.commit().await?;
+    Ok(msg)
 }
 
 /// One page of a room's messages, newest first, older than `before` when given.

@@ -6,6 +6,7 @@
 
 pub mod messages;
 pub mod notifications;
+pub mod outbox;
 pub mod summary_reader;
 
 use std::{str::FromStr, time::Duration};

@@ -283,8 +283,10 @@ pub async fn heads_since(db: &Db, floor: &str) -> Result<Vec<(String, String)>> 
 }
 
 /// Marks the given ids of the user read. Returns how many went from unread to read, and
-/// which of the ids belong to the user (in request order, without repeats).
-pub async fn mark_read(db: &Db, user_id: &str, ids: &[String]) -> Result<(u64, Vec<String>)> {
+/// which of the ids belong to the user (in request order, without repeats). With
+/// `record_event`, a `notifications.read` webhook event is stored in the same transaction
+/// when any changed.
+pub async fn mark_read(db: &Db, user_id: &str, ids: &[String], record_event: bool) -> Result<(u64, Vec<String>)> {
     if ids.is_empty() {
         // `IN ()` is not SQL everywhere; nothing to mark either way.
         return Ok((0, Vec::new()));
@@ -317,22 +319,40 @@ pub async fn mark_read(db: &Db, user_id: &str, ids: &[String]) -> Result<(u64, V
         update = update.bind(id.as_str());
     }
     let updated = update.execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    let owned_in_order = ids_unique
+    let owned_in_order: Vec<String> = ids_unique
         .into_iter()
         .filter(|id| owned.contains(id))
         .cloned()
         .collect();
+    if record_event && updated > 0 {
+        let data = serde_json::json!({ "userId": user_id, "ids": owned_in_order });
+        record_read(&mut tx, data).await?;
+    }
+    tx.commit().await?;
     Ok((updated, owned_in_order))
 }
 
-/// Marks every notification of the user read; returns how many changed.
-pub async fn mark_all_read(db: &Db, user_id: &str) -> Result<u64> {
+/// Marks every notification of the user read; returns how many changed. With
+/// `record_event`, a `notifications.read` webhook event is stored in the same transaction
+/// when any did.
+pub async fn mark_all_read(db: &Db, user_id: &str, record_event: bool) -> Result<u64> {
+    let mut tx = db.pool().begin().await?;
     let done = sqlx::query("UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0")
         .bind(user_id)
-        .execute(db.pool())
-        .await?;
-    Ok(done.rows_affected())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if record_event && done > 0 {
+        record_read(&mut tx, serde_json::json!({ "userId": user_id, "all": true })).await?;
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Stores a `notifications.read` webhook event in the transaction of its change.
+async fn record_read(tx: &mut sqlx::AnyConnection, data: serde_json::Value) -> Result<()> {
+    let event = super::outbox::NewEvent::now("notifications.read", data);
+    super::outbox::insert_in(tx, &event, crate::clock::unix_millis() as i64).await
 }
 
 /// What `registered` tells about a user's notifications.

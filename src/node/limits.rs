@@ -4,7 +4,7 @@
 //! when the socket disconnects (or, as a fallback, when it is dropped), so a closed tab frees
 //! its place at once.
 
-use crate::cluster::Cluster;
+use crate::{cluster::Cluster, webhooks::Webhooks};
 use std::{
     collections::HashMap,
     sync::{
@@ -45,6 +45,10 @@ pub struct ConnectionGuard {
     released: AtomicBool,
     /// Set when the slot is also counted in Redis (several nodes).
     cluster: Option<Arc<Cluster>>,
+    /// Whether this is the user's first connection (in the cluster, when counted there).
+    first: bool,
+    /// Set when webhooks record `user.offline`: told when the user's last slot goes.
+    presence: Option<Arc<Webhooks>>,
 }
 
 impl ConnectionLimits {
@@ -74,6 +78,8 @@ impl ConnectionLimits {
             user_id: user_id.to_string(),
             released: AtomicBool::new(false),
             cluster: None,
+            first: mine == 0,
+            presence: None,
         })
     }
 
@@ -93,14 +99,20 @@ impl ConnectionLimits {
             .unwrap_or(0)
     }
 
-    fn release(&self, user_id: &str) {
+    /// Gives one slot of `user_id` back; the user's connections left on this node.
+    fn release(&self, user_id: &str) -> usize {
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_user.get_mut(user_id) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_user.remove(user_id);
+        match c.per_user.get_mut(user_id) {
+            Some(n) => {
+                *n -= 1;
+                let left = *n;
+                if left == 0 {
+                    c.per_user.remove(user_id);
+                }
+                left
             }
+            None => 0,
         }
     }
 }
@@ -108,26 +120,52 @@ impl ConnectionLimits {
 impl ConnectionGuard {
     /// Gives the slot back (here and, when counted there, in Redis); later calls do nothing.
     pub fn release(&self) {
-        if !self.released.swap(true, Ordering::AcqRel) {
-            self.limits.release(&self.user_id);
-            if let Some(cluster) = self.cluster.clone() {
-                let user = self.user_id.clone();
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let left_here = self.limits.release(&self.user_id);
+        let presence = self.presence.clone();
+        let user = self.user_id.clone();
+        match self.cluster.clone() {
+            Some(cluster) => {
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    rt.spawn(async move { cluster.release_user_slot(&user).await });
+                    rt.spawn(async move {
+                        // The user's connections left in the cluster; this node's own count
+                        // when Redis does not answer.
+                        let left = cluster.release_user_slot(&user).await.unwrap_or(left_here);
+                        if left == 0 {
+                            record_offline(presence.as_deref(), &user);
+                        }
+                    });
                 }
             }
+            None if left_here == 0 => record_offline(presence.as_deref(), &user),
+            None => {}
         }
+    }
+
+    /// Whether this was the user's first connection (in the whole cluster when counted
+    /// there): the moment of `user.online`.
+    pub fn is_first(&self) -> bool {
+        self.first
+    }
+
+    /// Records `user.offline` with `hooks` when the user's last connection goes.
+    pub fn with_presence(mut self, hooks: Arc<Webhooks>) -> Self {
+        self.presence = Some(hooks);
+        self
     }
 
     /// Counts this slot across nodes too: refused when the user's connections on all live
     /// nodes reach `max`. If Redis does not answer, this node's own count decides.
     pub async fn count_in_cluster(mut self, cluster: &Arc<Cluster>, max: usize) -> Result<Self, LimitError> {
         match cluster.acquire_user_slot(&self.user_id, max).await {
-            Ok(true) => {
+            Ok(Some(total)) => {
                 self.cluster = Some(cluster.clone());
+                self.first = total == 1;
                 Ok(self)
             }
-            Ok(false) => Err(LimitError::TooManyUserConnections),
+            Ok(None) => Err(LimitError::TooManyUserConnections),
             Err(e) => {
                 tracing::warn!(cause = %e, "redis unavailable: per-user limit checked on this node only");
                 if self.limits.of_user(&self.user_id) > max {
@@ -137,6 +175,13 @@ impl ConnectionGuard {
                 }
             }
         }
+    }
+}
+
+/// `user.offline { userId }`.
+fn record_offline(presence: Option<&Webhooks>, user: &str) {
+    if let Some(hooks) = presence {
+        hooks.record("user.offline", serde_json::json!({ "userId": user }));
     }
 }
 

@@ -15,6 +15,7 @@ use crate::{
     config::Config,
     db::{Db, summary_reader::SummaryReader},
     proxy::EventProxy,
+    webhooks::Webhooks,
 };
 use activity::ActivityFeed;
 use expiry::ExpirySchedule;
@@ -24,6 +25,15 @@ use session::RepairQueue;
 
 /// Number of stripes of the per-user notification lock.
 const CREATE_LOCK_STRIPES: usize = 64;
+
+/// The node's links to the backend, each on when configured.
+#[derive(Default)]
+pub struct BackendLinks {
+    /// The event proxy (`PROXY_URL`).
+    pub proxy: Option<EventProxy>,
+    /// Webhooks (`WEBHOOK_URL`).
+    pub webhooks: Option<Arc<Webhooks>>,
+}
 
 /// What every socket event and HTTP request may need.
 #[derive(Clone)]
@@ -57,6 +67,8 @@ pub struct Inner {
     pub activity: ActivityFeed,
     /// The event proxy, when `PROXY_URL` is set.
     pub proxy: Option<EventProxy>,
+    /// Webhooks, when `WEBHOOK_URL` is set.
+    pub webhooks: Option<Arc<Webhooks>>,
     /// Serialises notification creation per user on this node, so that this node hands a
     /// user's notifications to its sockets in the order they were stored, without a repair (the
     /// order itself comes from the store; a striped lock: bounded memory, no map to clean).
@@ -72,7 +84,7 @@ impl AppState {
         api_keys: Vec<String>,
         cluster: Option<Arc<Cluster>>,
         jwt_secret: Option<Vec<u8>>,
-        proxy: Option<EventProxy>,
+        backend: BackendLinks,
     ) -> Self {
         let demo_secret = cfg.demo_dir.as_ref().and(jwt_secret);
         // With several nodes the per-user bound is counted in Redis, not here.
@@ -97,7 +109,8 @@ impl AppState {
             cluster,
             demo_secret,
             activity: ActivityFeed::new(activity::QUEUE_CAPACITY),
-            proxy,
+            proxy: backend.proxy,
+            webhooks: backend.webhooks,
             create_locks,
         }))
     }
@@ -105,6 +118,18 @@ impl AppState {
     /// When a token expiring at `exp` stops being accepted: `exp` plus the leeway.
     pub fn expiry_deadline(&self, exp: u64) -> u64 {
         exp.saturating_add(self.verifier.leeway_secs())
+    }
+
+    /// Webhooks, when events of `kind` are sent.
+    pub fn webhooks_for(&self, kind: &str) -> Option<&Arc<Webhooks>> {
+        self.webhooks.as_ref().filter(|w| w.wants(kind))
+    }
+
+    /// Records a presence or room webhook event, when webhooks send its type.
+    pub fn record_webhook(&self, kind: &'static str, data: impl FnOnce() -> serde_json::Value) {
+        if let Some(hooks) = self.webhooks_for(kind) {
+            hooks.record(kind, data());
+        }
     }
 
     /// The lock stripe guarding notification creation for `user_id`.

@@ -67,16 +67,21 @@ pub enum ReadEvent {
 
 /// Marks notifications read and tells every socket of the user. Returns the rows changed.
 pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &str, req: MarkRead) -> Result<u64> {
+    let hooks = st.webhooks_for("notifications.read");
+    let record = hooks.is_some();
     let (updated, event) = match req {
         MarkRead::Ids(ids) => {
-            let (updated, owned) = notifications::mark_read(&st.db, user_id, &ids).await?;
+            let (updated, owned) = notifications::mark_read(&st.db, user_id, &ids, record).await?;
             (updated, ReadEvent::Ids { ids: owned })
         }
         MarkRead::All => (
-            notifications::mark_all_read(&st.db, user_id).await?,
+            notifications::mark_all_read(&st.db, user_id, record).await?,
             ReadEvent::All { all: true },
         ),
     };
+    if let Some(hooks) = hooks.filter(|_| updated > 0) {
+        hooks.stored.notify_one();
+    }
     let Some(ns) = default_ns(io) else { return Ok(updated) };
     if let Err(e) = ns.within(user_room(user_id)).emit("notificationsRead", &event).await {
         tracing::warn!(cause = %e, "notificationsRead broadcast failed");

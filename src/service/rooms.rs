@@ -103,6 +103,7 @@ pub async fn join<A: Adapter>(st: &AppState, s: &SocketRef<A>, ses: &SessionRef,
         },
     );
     announce(s, st, room, size, "userJoined", &ses.user_id).await;
+    record_room_event(st, "room.joined", room, &ses.user_id, s);
     Ok(Joined::Now)
 }
 
@@ -135,7 +136,16 @@ pub async fn leave<A: Adapter>(st: &AppState, s: &SocketRef<A>, ses: &SessionRef
             room_id: room.to_string(),
         },
     );
+    record_room_event(st, "room.left", room, &ses.user_id, s);
     Ok(())
+}
+
+/// Records `room.joined` / `room.left` `{ roomId, userId, socketId }` for webhooks.
+pub fn record_room_event<A: Adapter>(st: &AppState, kind: &'static str, room: &str, user_id: &str, s: &SocketRef<A>) {
+    st.record_webhook(
+        kind,
+        || serde_json::json!({ "roomId": room, "userId": user_id, "socketId": s.id.to_string() }),
+    );
 }
 
 /// Sends `event { roomId, userId }` to the other sockets of the room, while the room's `size`

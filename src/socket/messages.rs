@@ -31,7 +31,11 @@ async fn send_message<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Valu
     let room = client_room(RoomArgs { room_id: args.room_id })?;
     require_member(s, &room)?;
     let text = args.text.ok_or_else(|| AppError::field("text", "is required"))?;
-    let msg = messages::insert(&st.db, &room, &ses.user_id, &text).await?;
+    let hooks = st.webhooks_for("message.created");
+    let msg = messages::insert(&st.db, &room, &ses.user_id, &text, hooks.is_some()).await?;
+    if let Some(hooks) = hooks {
+        hooks.stored.notify_one();
+    }
     if let Err(e) = s.within(room).emit("newMessage", &msg).await {
         tracing::warn!(cause = %e, "newMessage broadcast failed");
     }

@@ -92,6 +92,12 @@ async fn admit<A: Adapter>(
     if let Some(cluster) = &st.cluster {
         guard = guard.count_in_cluster(cluster, st.cfg.max_connections_per_user).await?;
     }
+    if let Some(hooks) = st.webhooks_for("user.offline") {
+        guard = guard.with_presence(hooks.clone());
+    }
+    if guard.is_first() {
+        st.record_webhook("user.online", || serde_json::json!({ "userId": claims.sub }));
+    }
     let rate = RateLimiter::new(st.cfg.event_rate_per_sec, st.cfg.event_burst, std::time::Instant::now());
     let user_id = claims.sub.clone();
     st.expiry.add(st.expiry_deadline(claims.exp), s.id);
@@ -311,10 +317,16 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
         return;
     };
     ses.mark_closing();
+    let rooms = client_rooms(&s);
+    // Webhook events in the order they happened: the rooms are left, then the user may be
+    // offline (recorded by the release).
+    for room in &rooms {
+        service_rooms::record_room_event(&st, "room.left", room, &ses.user_id, &s);
+    }
     ses.release();
     st.expiry.remove(st.expiry_deadline(ses.expires_at()), s.id);
     st.activity.offer(|| Activity::Disconnected { sid: s.id, reason });
-    for room in client_rooms(&s) {
+    for room in rooms {
         let size = st.room_sizes.size(&room);
         service_rooms::announce(&s, &st, &room, size, "userLeft", &ses.user_id).await;
     }

@@ -1,0 +1,164 @@
+//! The `webhook_outbox` table: webhook events stored until a node has delivered them
+//! (contract section 10.3; the delivery itself is `crate::webhooks`).
+//!
+//! Events are written in the transaction of the change that caused them where there is one
+//! (`message.created`, `notifications.read`), else in batches. A node claims due rows with a
+//! lease; on PostgreSQL `FOR UPDATE SKIP LOCKED` lets nodes claim side by side without waiting
+//! for each other, on SQLite the single writer makes the claim atomic.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{Backend, Db, new_id_and_time};
+use crate::error::Result;
+
+/// A stored event, as a node claimed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The event's id (UUIDv7), the same on every try.
+    pub id: String,
+    /// Its type (`user.online`, `message.created`, …).
+    pub kind: String,
+    /// RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// The event's `data`, as JSON text.
+    pub data: String,
+    /// Tries before this one.
+    pub attempts: i64,
+}
+
+/// An event to store: its type and `data`.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The type.
+    pub kind: &'static str,
+    /// The `data` object.
+    pub data: serde_json::Value,
+    /// The event's id (UUIDv7) and `createdAt`, taken when it happened.
+    pub id_and_time: (String, String),
+}
+
+impl NewEvent {
+    /// An event that happens now.
+    pub fn now(kind: &'static str, data: serde_json::Value) -> Self {
+        Self {
+            kind,
+            data,
+            id_and_time: new_id_and_time(),
+        }
+    }
+}
+
+/// A retried batch finds the rows it stored before its answer was lost: kept as they are.
+const INSERT: &str = "INSERT INTO webhook_outbox (id, type, created_at, data, next_attempt_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+
+/// Stores one event on `conn` (inside the caller's transaction).
+pub async fn insert_in(conn: &mut AnyConnection, event: &NewEvent, now_ms: i64) -> Result<()> {
+    sqlx::query(INSERT)
+        .bind(&event.id_and_time.0)
+        .bind(event.kind)
+        .bind(&event.id_and_time.1)
+        .bind(event.data.to_string())
+        .bind(now_ms)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores events in one transaction.
+pub async fn insert_all(db: &Db, events: &[NewEvent], now_ms: i64) -> Result<()> {
+    let mut tx = db.pool().begin().await?;
+    for event in events {
+        insert_in(&mut tx, event, now_ms).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due events for `owner` until `now_ms + lease_ms`: rows not done,
+/// due, and not leased by a node whose lease still runs.
+pub async fn claim(db: &Db, owner: &str, now_ms: i64, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>> {
+    let lock = match db.backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE webhook_outbox SET lease_owner = $1, lease_until = $2 \
+         WHERE id IN (SELECT id FROM webhook_outbox \
+           WHERE done_at IS NULL AND next_attempt_at <= $3 AND lease_until <= $3 \
+           ORDER BY next_attempt_at LIMIT $4{lock}) \
+         RETURNING id, type, created_at, data, attempts"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    let mut claimed = rows
+        .into_iter()
+        .map(|r| {
+            Ok(Claimed {
+                id: r.try_get("id")?,
+                kind: r.try_get("type")?,
+                created_at: r.try_get("created_at")?,
+                data: r.try_get("data")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    // RETURNING gives no order; oldest first.
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(claimed)
+}
+
+/// Marks a claimed event done (`delivered`, or `expired` when its tries ran out). `false` when
+/// `owner` no longer held it (its lease ran out and another node took it).
+pub async fn finish(db: &Db, id: &str, owner: &str, now_ms: i64, outcome: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE webhook_outbox SET done_at = $1, outcome = $2, lease_owner = NULL, lease_until = 0 \
+         WHERE id = $3 AND lease_owner = $4 AND done_at IS NULL",
+    )
+    .bind(now_ms)
+    .bind(outcome)
+    .bind(id)
+    .bind(owner)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Schedules another try of a claimed event at `next_ms` and gives its lease back.
+pub async fn retry_at(db: &Db, id: &str, owner: &str, next_ms: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $1, lease_owner = NULL, lease_until = 0 \
+         WHERE id = $2 AND lease_owner = $3 AND done_at IS NULL",
+    )
+    .bind(next_ms)
+    .bind(id)
+    .bind(owner)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// How many events wait for delivery.
+pub async fn pending(db: &Db) -> Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_outbox WHERE done_at IS NULL")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// Deletes up to `limit` events done before `before_ms`; how many it deleted.
+pub async fn prune(db: &Db, before_ms: i64, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM webhook_outbox WHERE id IN \
+         (SELECT id FROM webhook_outbox WHERE done_at IS NOT NULL AND done_at < $1 LIMIT $2)",
+    )
+    .bind(before_ms)
+    .bind(limit)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
