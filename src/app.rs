@@ -208,6 +208,13 @@ impl<A: Adapter> cluster::LocalNode for LocalView<A> {
             .collect()
     }
 
+    fn users_gone(&self, users: Vec<String>) {
+        for user in users {
+            self.state
+                .record_webhook("user.offline", || serde_json::json!({ "userId": user }));
+        }
+    }
+
     fn apply(&self, op: cluster::UserOp) -> std::pin::Pin<Box<dyn Future<Output = usize> + Send>> {
         let (state, io) = (self.state.clone(), self.io.clone());
         Box::pin(async move { service::rooms::apply_here(&state, &io, &op).await })

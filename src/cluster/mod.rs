@@ -7,8 +7,8 @@
 //! - `getRoomMembers` and the admin UI's socket list across nodes: a request on a shared
 //!   channel, answered by each node with its local view;
 //! - the per-user connection limit across nodes: one hash of counts per node, summed by a
-//!   Lua script; a node's hash expires a few seconds after its heartbeats stop, so a killed
-//!   node does not hold its users' slots.
+//!   Lua script; a node silent for a few seconds no longer counts, and the first live node to
+//!   notice takes its counts away and learns which users went offline with it.
 
 pub mod driver;
 
@@ -44,6 +44,8 @@ pub trait LocalNode: Send + Sync + 'static {
     /// Applies a server API operation to the user's sockets on this node; how many sockets it
     /// changed (for [`UserOp::Presence`], how many there are).
     fn apply(&self, op: UserOp) -> Pin<Box<dyn Future<Output = usize> + Send>>;
+    /// Users who had connections only on nodes that died: they are offline now.
+    fn users_gone(&self, users: Vec<String>);
 }
 
 /// A server API operation on all of one user's sockets (contract section 10.1), applied by
@@ -171,18 +173,46 @@ const PENDING_PAGES: usize = 1024;
 /// KEYS[1] nodes zset, KEYS[2] this node's hash. ARGV: user, max, now_ms, stale_ms, node id,
 /// hash prefix. Returns the new total, or -1 when refused.
 const ACQUIRE_SCRIPT: &str = r#"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[4]))
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[5])
-local nodes = redis.call('ZRANGE', KEYS[1], 0, -1)
+local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], tonumber(ARGV[3]) - tonumber(ARGV[4]), '+inf')
 local total = 0
 for _, n in ipairs(nodes) do
   total = total + tonumber(redis.call('HGET', ARGV[6] .. n, ARGV[1]) or '0')
 end
 if total >= tonumber(ARGV[2]) then return -1 end
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
 return total + 1
 "#;
+
+/// Takes the nodes silent for longer than stale_ms out of the count, and returns the users
+/// they held who have no connection left on a live node (they went offline with the node).
+/// Atomic: of several nodes running it, one gets each dead node's users. KEYS[1] nodes zset.
+/// ARGV: now_ms, stale_ms, hash prefix.
+const REAP_SCRIPT: &str = r#"
+local cutoff = tonumber(ARGV[1]) - tonumber(ARGV[2])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff)
+if #dead == 0 then return {} end
+local users = {}
+for _, n in ipairs(dead) do
+  for _, u in ipairs(redis.call('HKEYS', ARGV[3] .. n)) do users[u] = true end
+  redis.call('DEL', ARGV[3] .. n)
+  redis.call('ZREM', KEYS[1], n)
+end
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], cutoff, '+inf')
+local gone = {}
+for u, _ in pairs(users) do
+  local total = 0
+  for _, n in ipairs(live) do total = total + tonumber(redis.call('HGET', ARGV[3] .. n, u) or '0') end
+  if total == 0 then table.insert(gone, u) end
+end
+return gone
+"#;
+
+/// How long a node's connection counts outlive its last heartbeat: long enough for a live
+/// node to reap them (see `REAP_SCRIPT`), bounded so that a cluster that stopped entirely
+/// leaves nothing behind.
+const COUNTS_TTL_MS: u64 = 120_000;
 
 /// Removes one connection of `user` on this node. KEYS[1] this node's hash, KEYS[2] nodes
 /// zset. ARGV: user, now_ms, stale_ms, hash prefix. Returns the user's connections left on the
@@ -259,6 +289,7 @@ impl Cluster {
             .arg(STALE_MS)
             .arg(&self.node_id)
             .arg(self.conns_prefix())
+            .arg(COUNTS_TTL_MS)
             .invoke_async(&mut conn)
             .await?;
         Ok(usize::try_from(total).ok())
@@ -427,8 +458,8 @@ impl Cluster {
                     _ = beat.tick() => {
                         // The heartbeat waits for Redis; run it beside the loop so a slow Redis
                         // never holds up incoming messages.
-                        let me = me.clone();
-                        tokio::spawn(async move { me.heartbeat().await });
+                        let (me, local) = (me.clone(), local.clone());
+                        tokio::spawn(async move { me.heartbeat(local.as_ref()).await });
                     }
                     else => break,
                 }
@@ -444,7 +475,28 @@ impl Cluster {
         }
     }
 
-    async fn heartbeat(&self) {
+    /// Takes dead nodes out of the per-user counts; the users who went offline with them are
+    /// told to `local` (for `user.offline`).
+    async fn reap(&self, local: &dyn LocalNode) {
+        let mut conn = self.driver.conn();
+        let gone: Result<Vec<String>, _> = redis::Script::new(REAP_SCRIPT)
+            .key(self.nodes_key())
+            .arg(crate::clock::unix_millis())
+            .arg(STALE_MS)
+            .arg(self.conns_prefix())
+            .invoke_async(&mut conn)
+            .await;
+        match gone {
+            Ok(users) if !users.is_empty() => {
+                tracing::info!(users = users.len(), "a node stopped answering: its users without another connection are offline");
+                local.users_gone(users);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(cause = %e, "could not reap silent nodes"),
+        }
+    }
+
+    async fn heartbeat(&self, local: &dyn LocalNode) {
         let losses = self.driver.take_losses();
         crate::telemetry::record_redis_losses(losses.queue_full, losses.publish_failed, losses.inbound_dropped);
         if losses != LossCounts::default() {
@@ -468,10 +520,13 @@ impl Cluster {
         let res: Result<(), _> = redis::pipe()
             .zadd(self.nodes_key(), &self.node_id, crate::clock::unix_millis())
             .ignore()
-            .pexpire(self.own_conns_key(), STALE_MS as i64)
+            .pexpire(self.own_conns_key(), COUNTS_TTL_MS as i64)
             .ignore()
             .query_async(&mut conn)
             .await;
+        if res.is_ok() {
+            self.reap(local).await;
+        }
         let healthy = res.is_ok();
         let was_healthy = self.healthy.swap(healthy, std::sync::atomic::Ordering::Relaxed);
         crate::telemetry::record_redis_up(healthy);
@@ -530,6 +585,7 @@ mod tests {
         fn apply(&self, _: UserOp) -> Pin<Box<dyn Future<Output = usize> + Send>> {
             Box::pin(std::future::ready(self.0))
         }
+        fn users_gone(&self, _: Vec<String>) {}
     }
 
     #[test]
