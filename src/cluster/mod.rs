@@ -488,7 +488,10 @@ impl Cluster {
             .await;
         match gone {
             Ok(users) if !users.is_empty() => {
-                tracing::info!(users = users.len(), "a node stopped answering: its users without another connection are offline");
+                tracing::info!(
+                    users = users.len(),
+                    "a node stopped answering: its users without another connection are offline"
+                );
                 local.users_gone(users);
             }
             Ok(_) => {}

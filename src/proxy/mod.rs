@@ -104,6 +104,9 @@ impl EventProxy {
     /// `PROXY_EVENTS` lists it or it has a schema, else the pattern it matched (so clients
     /// cannot grow the label set). `None`: not proxied.
     pub fn label(&self, event: &str) -> Option<String> {
+        if self.patterns.iter().any(|p| p == event) {
+            return Some(event.to_string());
+        }
         if self.schemas.has(event) && self.patterns.iter().any(|p| matches(p, event)) {
             return Some(event.to_string());
         }

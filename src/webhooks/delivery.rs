@@ -34,6 +34,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const KEEP_TRYING: Duration = Duration::from_secs(24 * 3600);
 /// Done rows are deleted this long after they were done.
 const KEEP_DONE: Duration = Duration::from_secs(3600);
+/// How often done rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often the pending gauge is refreshed.
+const COUNT_EVERY: Duration = Duration::from_secs(5);
 
 /// The pause before try number `attempt + 1` (after `attempt` failed tries): 1 s, 2 s, 4 s …
 pub fn backoff(attempts: i64) -> Duration {
@@ -57,12 +61,18 @@ pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
             return;
         }
     };
-    let mut last_prune = 0u64;
+    let (mut last_prune, mut last_count) = (0u64, 0u64);
     loop {
         let now = unix_millis();
-        if now.saturating_sub(last_prune) >= 60_000 {
+        if now.saturating_sub(last_prune) >= PRUNE_EVERY.as_millis() as u64 {
             last_prune = now;
-            prune_and_count(&db).await;
+            prune(&db).await;
+        }
+        if now.saturating_sub(last_count) >= COUNT_EVERY.as_millis() as u64 {
+            last_count = now;
+            if let Ok(n) = outbox::pending(&db).await {
+                telemetry::record_webhooks_pending(n);
+            }
         }
         let claimed = match outbox::claim(&db, &owner, now as i64, LEASE.as_millis() as i64, CLAIM).await {
             Ok(rows) => rows,
@@ -145,16 +155,13 @@ fn expired(event: &Claimed, now_ms: u64) -> bool {
     now_ms.saturating_sub(created) >= KEEP_TRYING.as_millis() as u64
 }
 
-/// Deletes old done rows and reports the pending count.
-async fn prune_and_count(db: &Db) {
+/// Deletes done rows older than [`KEEP_DONE`], in bounded steps.
+async fn prune(db: &Db) {
     let before = unix_millis().saturating_sub(KEEP_DONE.as_millis() as u64) as i64;
     while let Ok(n) = outbox::prune(db, before, 10_000).await {
         if n < 10_000 {
             break;
         }
-    }
-    if let Ok(n) = outbox::pending(db).await {
-        telemetry::record_webhooks_pending(n);
     }
 }
 
