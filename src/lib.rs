@@ -13,8 +13,8 @@
 //! 1. **Foundation** — [`config`] (every environment variable, validated at start),
 //!    [`error`] (the one error enum and its two wire forms), [`clock`] (wall-clock time and
 //!    its RFC 3339 form), [`telemetry`] (logs, metrics),
-//!    [`secrets`] (generated secret files), [`shutdown`] (stop signals), [`signing`] (the
-//!    HMAC signature of calls to a backend), [`cli`].
+//!    [`secrets`] (generated secret files), [`shutdown`] (stop signals), [`outbound`] (the
+//!    HTTP client and HMAC signature of calls to a backend), [`cli`].
 //! 2. **Rules** — [`auth`] (token sources, verification, signing) and [`dto`] (request DTOs
 //!    and their validation, shared by both fronts).
 //! 3. **Storage and transport** — [`db`] (SQLite/PostgreSQL, one module per table, the
@@ -47,11 +47,11 @@ pub mod dto;
 pub mod error;
 pub mod http;
 pub mod node;
+pub mod outbound;
 pub mod proxy;
 pub mod secrets;
 pub mod service;
 pub mod shutdown;
-pub mod signing;
 pub mod socket;
 pub mod telemetry;
 pub mod webhooks;

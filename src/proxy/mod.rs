@@ -4,12 +4,12 @@
 //! One pooled HTTP client (keep-alive) serves every call of the node; a semaphore bounds the
 //! calls waiting at once (`PROXY_MAX_IN_FLIGHT`), and each call has its deadline
 //! (`PROXY_TIMEOUT_MS`), so a slow or absent backend costs its own callers and nobody else.
-//! Each call is signed (see [`crate::signing`]) and carries the user and socket ids, never
+//! Each call is signed (see [`crate::outbound`]) and carries the user and socket ids, never
 //! the token.
 
 pub mod schemas;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use crate::{
     config::{ConfigError, ProxyConfig},
     error::{AppError, Result},
-    signing, telemetry,
+    outbound, telemetry,
 };
 use schemas::Schemas;
 
@@ -75,20 +75,12 @@ impl EventProxy {
     /// Builds the client and compiles the schemas of `EVENT_SCHEMAS_DIR`; an error names the
     /// variable or schema file at fault.
     pub fn new(cfg: &ProxyConfig) -> std::result::Result<Self, ConfigError> {
-        install_crypto();
         let url = reqwest::Url::parse(&cfg.url).map_err(|e| ConfigError::invalid("PROXY_URL", e.to_string()))?;
         let schemas = match &cfg.schemas_dir {
             Some(dir) => Schemas::load(dir).map_err(|e| ConfigError::invalid("EVENT_SCHEMAS_DIR", e))?,
             None => Schemas::default(),
         };
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let client = outbound::client(cfg.timeout)
             .map_err(|e| ConfigError::invalid("PROXY_URL", format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             client,
@@ -171,15 +163,7 @@ impl EventProxy {
             data,
         })
         .map_err(|_| Answer::Failed(Failure::BadAnswer))?;
-        let timestamp = crate::clock::unix_secs();
-        let signature = signing::signature(&self.secret, timestamp, &body);
-        let res = self
-            .client
-            .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(signing::TIMESTAMP_HEADER, timestamp.to_string())
-            .header(signing::SIGNATURE_HEADER, signature)
-            .body(body)
+        let res = outbound::signed_post(&self.client, self.url.clone(), &self.secret, body)
             .send()
             .await
             .map_err(|e| Answer::Failed(transport_failure(&e)))?;
@@ -187,12 +171,6 @@ impl EventProxy {
         let text = read_capped(res).await?;
         interpret(status, &text)
     }
-}
-
-/// Makes ring the process's TLS cryptography (reqwest uses rustls without choosing one; this
-/// build has no OpenSSL and no aws-lc). Idempotent: a second call finds it installed.
-pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// What came back, when it was not a success.

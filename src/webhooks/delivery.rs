@@ -14,7 +14,7 @@ use crate::{
         Db,
         outbox::{self, Claimed},
     },
-    signing, telemetry,
+    outbound, telemetry,
 };
 
 /// Rows claimed at once.
@@ -47,14 +47,14 @@ pub fn backoff(attempts: i64) -> Duration {
 
 /// Runs the loop until the process stops; `owner` names this node in leases.
 pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
-    crate::proxy::install_crypto();
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .timeout(CALL_TIMEOUT)
-        .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    let url = match reqwest::Url::parse(&hooks.config().url) {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!(cause = %e, "WEBHOOK_URL does not parse; no webhook is delivered");
+            return;
+        }
+    };
+    let client = match outbound::client(CALL_TIMEOUT) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(cause = %e, "webhooks: cannot build the HTTP client; no webhook is delivered");
@@ -85,7 +85,7 @@ pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
         };
         let full = claimed.len() as i64 == CLAIM;
         stream::iter(claimed)
-            .for_each_concurrent(CONCURRENCY, |event| deliver(&hooks, &db, &client, &owner, event))
+            .for_each_concurrent(CONCURRENCY, |event| deliver(&hooks, &db, &client, &url, &owner, event))
             .await;
         if !full {
             // Nothing more is due: wait for new events or the next poll.
@@ -95,7 +95,7 @@ pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
 }
 
 /// One try of one claimed event, and its bookkeeping.
-async fn deliver(hooks: &Webhooks, db: &Db, client: &reqwest::Client, owner: &str, event: Claimed) {
+async fn deliver(hooks: &Webhooks, db: &Db, client: &reqwest::Client, url: &reqwest::Url, owner: &str, event: Claimed) {
     let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
     let body = serde_json::json!({
         "id": event.id,
@@ -104,14 +104,7 @@ async fn deliver(hooks: &Webhooks, db: &Db, client: &reqwest::Client, owner: &st
         "data": data,
     })
     .to_string();
-    let timestamp = crate::clock::unix_secs();
-    let signature = signing::signature(&hooks.config().secret, timestamp, body.as_bytes());
-    let res = client
-        .post(&hooks.config().url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(signing::TIMESTAMP_HEADER, timestamp.to_string())
-        .header(signing::SIGNATURE_HEADER, signature)
-        .body(body)
+    let res = outbound::signed_post(client, url.clone(), &hooks.config().secret, body.into_bytes())
         .send()
         .await;
     let outcome = match &res {

@@ -91,7 +91,7 @@ impl TestApp {
 
     /// A plain HTTP client.
     pub fn http(&self) -> reqwest::Client {
-        sio_gateway::proxy::install_crypto();
+        sio_gateway::outbound::install_crypto();
         reqwest::Client::new()
     }
 
