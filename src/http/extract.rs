@@ -88,6 +88,25 @@ where
     }
 }
 
+/// The paging parameters of a query string (`limit`, `before`) as the JSON a DTO reads:
+/// query strings are text, so `limit` is read as a number here and both are then checked like
+/// the socket event's arguments.
+pub fn page_query(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<serde_json::Map<String, serde_json::Value>, AppError> {
+    let mut v = serde_json::Map::new();
+    if let Some(l) = q.get("limit") {
+        let n: i64 = l
+            .parse()
+            .map_err(|_| AppError::field("limit", "must be an integer from 1 to 100"))?;
+        v.insert("limit".into(), n.into());
+    }
+    if let Some(b) = q.get("before") {
+        v.insert("before".into(), b.clone().into());
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use socketioxide::adapter::Adapter;
 
 use super::{
     HttpState,
-    extract::{ApiKey, UserAuth, ValidatedJson},
+    extract::{ApiKey, UserAuth, ValidatedJson, page_query},
 };
 use crate::{
     db::notifications::{NewNotification, Notification},
@@ -51,16 +51,7 @@ pub async fn list<A: Adapter>(
 
 /// Query strings are text: numbers and booleans are read here, then checked like the socket's.
 fn list_args(q: &HashMap<String, String>) -> Result<ListNotificationsArgs> {
-    let mut v = serde_json::Map::new();
-    if let Some(l) = q.get("limit") {
-        let n: i64 = l
-            .parse()
-            .map_err(|_| AppError::field("limit", "must be an integer from 1 to 100"))?;
-        v.insert("limit".into(), n.into());
-    }
-    if let Some(b) = q.get("before") {
-        v.insert("before".into(), b.clone().into());
-    }
+    let mut v = page_query(q)?;
     if let Some(u) = q.get("unreadOnly") {
         // `?unreadOnly` alone (or empty) means true, as a flag does.
         let flag = match u.to_ascii_lowercase().as_str() {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::{
     HttpState,
-    extract::{ApiKey, ValidatedJson},
+    extract::{ApiKey, ValidatedJson, page_query},
 };
 use crate::{
     cluster::UserOp,
@@ -165,19 +165,9 @@ pub async fn messages<A: Adapter>(
     Ok(Json(service::messages::page(&st.app, &room, &args).await?))
 }
 
-/// Query strings are text: `limit` is read as a number here, then both are checked like the
-/// socket event's arguments.
+/// `getMessages`'s arguments from the path's room and the query's paging parameters.
 fn history_args(room: &str, q: &HashMap<String, String>) -> Result<GetMessagesArgs> {
-    let mut v = serde_json::Map::new();
+    let mut v = page_query(q)?;
     v.insert("roomId".into(), room.into());
-    if let Some(l) = q.get("limit") {
-        let n: i64 = l
-            .parse()
-            .map_err(|_| AppError::field("limit", "must be an integer from 1 to 100"))?;
-        v.insert("limit".into(), n.into());
-    }
-    if let Some(b) = q.get("before") {
-        v.insert("before".into(), b.clone().into());
-    }
     dto::parse(Some(serde_json::Value::Object(v)))
 }
