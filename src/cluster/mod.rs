@@ -431,20 +431,16 @@ impl Cluster {
                         if let Ok(req) = serde_json::from_slice::<Request>(&body)
                             && req.origin != me.node_id
                         {
-                            if let Query::User { op } = req.query {
-                                // Emits and disconnects take a while: answered beside the loop.
-                                let (me, applied) = (me.clone(), local.apply(op));
-                                tokio::spawn(async move {
-                                    let answer = serde_json::Value::from(applied.await);
-                                    me.answer(&req.origin, req.id, answer, true);
-                                });
-                                continue;
-                            }
-                            let pages = answer_pages(req.query, local.as_ref());
-                            let count = pages.len();
-                            for (i, answer) in pages.into_iter().enumerate() {
-                                me.answer(&req.origin, req.id, answer, i + 1 == count);
-                            }
+                            // Answered beside the loop: a server API operation emits and
+                            // disconnects, and nothing here may wait for it.
+                            let (me, local) = (me.clone(), local.clone());
+                            tokio::spawn(async move {
+                                let pages = answer_pages(req.query, local.as_ref()).await;
+                                let count = pages.len();
+                                for (i, answer) in pages.into_iter().enumerate() {
+                                    me.answer(&req.origin, req.id, answer, i + 1 == count);
+                                }
+                            });
                         }
                     }
                     Some((_, body)) = responses.next() => {
@@ -555,11 +551,10 @@ impl Cluster {
 }
 
 /// This node's answer to `query`, in pages (at least one).
-fn answer_pages(query: Query, local: &dyn LocalNode) -> Vec<serde_json::Value> {
+async fn answer_pages(query: Query, local: &dyn LocalNode) -> Vec<serde_json::Value> {
     match query {
         Query::Members { room } => vec![serde_json::to_value(local.room_members(&room)).unwrap_or_default()],
-        // Answered asynchronously by the loop; never reaches here.
-        Query::User { .. } => vec![serde_json::Value::from(0)],
+        Query::User { op } => vec![serde_json::Value::from(local.apply(op).await)],
         Query::Sockets => {
             let sockets = local.sockets();
             let mut pages: Vec<serde_json::Value> = sockets.chunks(SOCKETS_PAGE).map(|p| p.to_vec().into()).collect();
@@ -591,17 +586,25 @@ mod tests {
         fn users_gone(&self, _: Vec<String>) {}
     }
 
-    #[test]
-    fn a_socket_list_travels_in_pages() {
-        let sizes = |n| -> Vec<usize> {
+    #[tokio::test]
+    async fn a_socket_list_travels_in_pages() {
+        async fn sizes(n: usize) -> Vec<usize> {
             answer_pages(Query::Sockets, &Many(n))
+                .await
                 .iter()
                 .map(|p| p.as_array().unwrap().len())
                 .collect()
-        };
-        assert_eq!(sizes(1201), vec![500, 500, 201]);
-        assert_eq!(sizes(0), vec![0], "an empty node still answers, with one empty page");
-        assert_eq!(answer_pages(Query::Members { room: "r".into() }, &Many(3)).len(), 1);
+        }
+        assert_eq!(sizes(1201).await, vec![500, 500, 201]);
+        assert_eq!(
+            sizes(0).await,
+            vec![0],
+            "an empty node still answers, with one empty page"
+        );
+        assert_eq!(
+            answer_pages(Query::Members { room: "r".into() }, &Many(3)).await.len(),
+            1
+        );
     }
 
     #[test]
