@@ -21,6 +21,13 @@ command -v python3 >/dev/null || { echo "python3 not found: install Python 3.9+ 
 examples/python/.venv/bin/pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 cargo build --quiet --manifest-path examples/rust-client/Cargo.toml
 
+# The client package (clients/js, sio-gateway-client): its own type check, then `npm pack`
+# into clients/js/pack/. The client tests install that tarball (client-package-fixture.mjs), and
+# the browser demo is bundled against it; examples/browser links the folder for `npm run build`.
+echo "== client package: npm ci, type check, npm pack (clients/js/pack)"
+(cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check \
+  && rm -rf pack && mkdir pack && npm pack --silent --pack-destination pack >/dev/null && ls pack/sio-gateway-client-*.tgz)
+
 echo "== npm dependencies (client tests and examples), browser demo build"
 for dir in client-tests examples/node examples/browser; do
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
