@@ -1,22 +1,24 @@
-// The browser demo (issue 6.1): the gateway serves examples/browser/public at /demo
-// (DEMO_DIR); headless Chromium (Debian's chromium, driven by playwright-core) opens two pages
-// as two users, checks that a message and a notification arrive and that marking read clears
-// the unread badge, and saves a screenshot for the README (docs/demo.png).
+// The browser demo (issue 6.1), rewritten on the client package (issue 17): the gateway serves
+// the demo at /demo (DEMO_DIR), bundled by the test from examples/browser/src against the
+// packed sio-gateway-client tarball; headless Chromium (Debian's chromium, driven by
+// playwright-core) opens two pages as two users, checks that a message and a notification
+// arrive and that marking read clears the unread badge, and saves a screenshot for the README
+// (docs/demo.png). client-package-browser.test.mjs covers reloads, restarts and token refresh.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchChromium } from "./chromium.mjs";
+import { buildDemo } from "./client-package-fixture.mjs";
 import { after, before, describe, it, startGateway } from "./fixture.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const demoDir = path.join(root, "examples", "browser", "public");
 
 describe("browser demo in headless Chromium", () => {
   let gw;
   let browser;
   before(async () => {
-    assert.ok(fs.existsSync(path.join(demoDir, "app.js")), "the demo is not built: npm ci && npm run build in examples/browser");
+    const demoDir = await buildDemo();
     browser = await launchChromium();
     gw = await startGateway({ DEMO_DIR: demoDir });
   });
