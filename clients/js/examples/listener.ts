@@ -3,7 +3,7 @@
 // Type-checked by the client tests (`tsc --noEmit`) against the packed package.
 //
 //   GATEWAY_URL=http://localhost:3000 TOKEN=$(sio-gateway token --sub alice) node listener.js
-import { io } from "socket.io-client";
+import { io, type Socket } from "socket.io-client";
 import {
   Gateway,
   GatewayError,
@@ -64,10 +64,7 @@ async function main(): Promise<void> {
 }
 
 // Plain socket.io-client with the same event maps.
-const socket = io(url, { auth: { token: process.env.TOKEN } }) as import("socket.io-client").Socket<
-  ServerToClientEvents,
-  ClientToServerEvents
->;
+const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, { auth: { token: process.env.TOKEN } });
 socket.on("registered", (r) => console.log(r.lastNotificationId));
 void socket.emitWithAck("joinRoom", { roomId: "general" }).then((ack) => {
   if (ack.ok) console.log(ack.data.roomId);

@@ -44,7 +44,9 @@ export type ClientErrorCode =
   /** `getToken()` threw an {@link UnauthorizedError}: the user is signed out. */
   | "unauthorized"
   /** An acknowledgement that is not `{ ok, data | error }`. */
-  | "bad_ack";
+  | "bad_ack"
+  /** The cursor store threw (the notification is handed over all the same). */
+  | "store_failed";
 
 /** A failed call, a refused connection, or an `error` event of the gateway. */
 export class GatewayError extends Error {
