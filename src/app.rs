@@ -283,9 +283,13 @@ async fn finish<A: Adapter>(
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
     let repairs = tokio::spawn(delivery::run(io.clone(), state.clone()));
     let checkpoints = state.db.start_checkpoints();
+    let webhook_owner = secrets::random_hex(8);
     let webhook_delivery = state.webhooks.clone().map(|hooks| {
-        let owner = secrets::random_hex(8);
-        tokio::spawn(crate::webhooks::delivery::run(hooks, state.db.clone(), owner))
+        tokio::spawn(crate::webhooks::delivery::run(
+            hooks,
+            state.db.clone(),
+            webhook_owner.clone(),
+        ))
     });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
@@ -296,8 +300,12 @@ async fn finish<A: Adapter>(
     // Every step is bounded by what is left of SHUTDOWN_TIMEOUT_SECS.
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<tokio::task::JoinHandle<()>>();
     let close_budget = (state.cfg.shutdown_timeout / 3).min(Duration::from_secs(3));
+    let departing = state.clone();
     let graceful = async move {
         shutdown.await;
+        // Each socket's webhook events first: a closing server's disconnect handlers may not
+        // run before it stops.
+        socket::depart_all(&io, &departing);
         let closing = tokio::spawn(async move { io.close().await });
         // Let the transports close while their connections still answer: a polling client
         // collects its close packet with its pending GET, and sees `transport close`.
@@ -323,9 +331,12 @@ async fn finish<A: Adapter>(
         .with_graceful_shutdown(graceful)
         .into_future(),
     );
+    // Once the stop began, the server may end at the same moment: the stop's steps below
+    // still run (biased: the stop is looked at first).
     let closing = tokio::select! {
-        res = &mut server => { res??; None }
+        biased;
         closing = stopping_rx => closing.ok(),
+        res = &mut server => { res??; None }
     };
     if let Some(checkpoints) = checkpoints {
         checkpoints.abort();
@@ -345,6 +356,15 @@ async fn finish<A: Adapter>(
             recorder
                 .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
                 .await;
+        }
+        // Calls in flight are abandoned; their rows are due again at once, for the next node
+        // (or this one restarted) to deliver.
+        if let Some(task) = &webhook_delivery {
+            task.abort();
+            let release = crate::db::outbox::release_leases(&state.db, &webhook_owner);
+            if let Ok(Err(e)) = tokio::time::timeout_at(deadline, release).await {
+                e.body();
+            }
         }
         if let Some(cluster) = &state.cluster {
             let _ = tokio::time::timeout_at(deadline, cluster.leave()).await;

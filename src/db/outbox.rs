@@ -142,6 +142,18 @@ pub async fn retry_at(db: &Db, id: &str, owner: &str, next_ms: i64) -> Result<()
     Ok(())
 }
 
+/// Gives back the leases `owner` holds (a graceful stop), so that the rows it had claimed are
+/// due again at once instead of when their leases run out.
+pub async fn release_leases(db: &Db, owner: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_outbox SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = $1 AND done_at IS NULL",
+    )
+    .bind(owner)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
 /// How many events wait for delivery.
 pub async fn pending(db: &Db) -> Result<i64> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_outbox WHERE done_at IS NULL")

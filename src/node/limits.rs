@@ -4,7 +4,10 @@
 //! when the socket disconnects (or, as a fallback, when it is dropped), so a closed tab frees
 //! its place at once.
 
-use crate::{cluster::Cluster, webhooks::Webhooks};
+use crate::{
+    cluster::Cluster,
+    webhooks::{Sink, Webhooks},
+};
 use std::{
     collections::HashMap,
     sync::{
@@ -124,7 +127,9 @@ impl ConnectionGuard {
             return;
         }
         let left_here = self.limits.release(&self.user_id);
-        let presence = self.presence.clone();
+        // Taken now: a graceful stop that closed the webhooks after this point still stores
+        // what the task below records.
+        let presence = self.presence.as_ref().and_then(|hooks| hooks.sink());
         let user = self.user_id.clone();
         match self.cluster.clone() {
             Some(cluster) => {
@@ -134,12 +139,12 @@ impl ConnectionGuard {
                         // when Redis does not answer.
                         let left = cluster.release_user_slot(&user).await.unwrap_or(left_here);
                         if left == 0 {
-                            record_offline(presence.as_deref(), &user);
+                            record_offline(presence.as_ref(), &user);
                         }
                     });
                 }
             }
-            None if left_here == 0 => record_offline(presence.as_deref(), &user),
+            None if left_here == 0 => record_offline(presence.as_ref(), &user),
             None => {}
         }
     }
@@ -179,9 +184,9 @@ impl ConnectionGuard {
 }
 
 /// `user.offline { userId }`.
-fn record_offline(presence: Option<&Webhooks>, user: &str) {
-    if let Some(hooks) = presence {
-        hooks.record("user.offline", serde_json::json!({ "userId": user }));
+fn record_offline(presence: Option<&Sink>, user: &str) {
+    if let Some(sink) = presence {
+        sink.record("user.offline", serde_json::json!({ "userId": user }));
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Session {
     connected_at_ms: u64,
     /// Set when the disconnect began; later events are dropped.
     closing: std::sync::atomic::AtomicBool,
+    /// Set once the socket's going was recorded (see [`Session::first_departure`]).
+    departed: std::sync::atomic::AtomicBool,
     /// Client rooms this socket joined through `joinRoom` (counted in `RoomSizes`).
     counted_rooms: Mutex<Vec<String>>,
 }
@@ -110,6 +112,7 @@ impl Session {
             epoch: now,
             connected_at_ms: crate::clock::unix_millis(),
             closing: std::sync::atomic::AtomicBool::new(false),
+            departed: std::sync::atomic::AtomicBool::new(false),
             counted_rooms: Mutex::new(Vec::new()),
         })
     }
@@ -158,6 +161,12 @@ impl Session {
     /// Whether the disconnect has begun.
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    /// `true` the first time only: the socket's going is recorded once, by its disconnect
+    /// handler or by a stopping server, whichever comes first.
+    pub fn first_departure(&self) -> bool {
+        !self.departed.swap(true, Ordering::AcqRel)
     }
 
     /// Gives the connection slot back (on disconnect).

@@ -92,6 +92,7 @@ pub async fn join<A: Adapter>(st: &AppState, s: &SocketRef<A>, ses: &SessionRef,
     let Some(size) = joined else {
         return Ok(Joined::Already);
     };
+    record_room_event(st, "room.joined", room, &ses.user_id, s);
     st.activity.offer(|| Activity::RoomJoined {
         room: room.to_string(),
         sid: s.id,
@@ -103,7 +104,6 @@ pub async fn join<A: Adapter>(st: &AppState, s: &SocketRef<A>, ses: &SessionRef,
         },
     );
     announce(s, st, room, size, "userJoined", &ses.user_id).await;
-    record_room_event(st, "room.joined", room, &ses.user_id, s);
     Ok(Joined::Now)
 }
 
@@ -125,6 +125,7 @@ pub async fn leave<A: Adapter>(st: &AppState, s: &SocketRef<A>, ses: &SessionRef
         }
         Ok(size)
     })?;
+    record_room_event(st, "room.left", room, &ses.user_id, s);
     announce(s, st, room, size, "userLeft", &ses.user_id).await;
     st.activity.offer(|| Activity::RoomLeft {
         room: room.to_string(),
@@ -136,7 +137,6 @@ pub async fn leave<A: Adapter>(st: &AppState, s: &SocketRef<A>, ses: &SessionRef
             room_id: room.to_string(),
         },
     );
-    record_room_event(st, "room.left", room, &ses.user_id, s);
     Ok(())
 }
 

@@ -318,12 +318,7 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
     };
     ses.mark_closing();
     let rooms = client_rooms(&s);
-    // Webhook events in the order they happened: the rooms are left, then the user may be
-    // offline (recorded by the release).
-    for room in &rooms {
-        service_rooms::record_room_event(&st, "room.left", room, &ses.user_id, &s);
-    }
-    ses.release();
+    depart(&st, &s, &ses, &rooms);
     st.expiry.remove(st.expiry_deadline(ses.expires_at()), s.id);
     st.activity.offer(|| Activity::Disconnected { sid: s.id, reason });
     for room in rooms {
@@ -334,6 +329,38 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>, reason: DisconnectReason, St
         st.room_sizes.left(&room);
     }
     tracing::debug!(sid = %s.id, user = %ses.user_id, "disconnected");
+}
+
+/// Records a socket's going, once, by whichever comes first (its disconnect handler or a
+/// stopping server): `room.left` for each client room it was in, then its connection slot
+/// back, which records `user.offline` when it was the user's last.
+fn depart<A: Adapter>(st: &AppState, s: &SocketRef<A>, ses: &SessionRef, rooms: &[String]) {
+    if !ses.first_departure() {
+        return;
+    }
+    // The rooms joined are read from the session too: a stopping server clears the adapter's.
+    let mut left = ses.with_counted_rooms(|counted| counted.clone());
+    for room in rooms {
+        if !left.contains(room) {
+            left.push(room.clone());
+        }
+    }
+    for room in &left {
+        service_rooms::record_room_event(st, "room.left", room, &ses.user_id, s);
+    }
+    ses.release();
+}
+
+/// A stopping server: records the going of every socket of this node before the transports
+/// close (socketioxide drops a closing server's sockets without running every disconnect
+/// handler). Their later events are ignored.
+pub fn depart_all<A: Adapter>(io: &SocketIo<A>, st: &AppState) {
+    for s in io.sockets() {
+        if let Some(ses) = s.extensions.get::<SessionRef>() {
+            ses.mark_closing();
+            depart(st, &s, &ses, &client_rooms(&s));
+        }
+    }
 }
 
 /// Disconnects sockets whose token expired (plus leeway) without a refresh, and, when

@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures_util::{StreamExt, stream};
+use tokio::{sync::Semaphore, task::JoinSet};
 
 use super::Webhooks;
 use crate::{
@@ -17,15 +17,16 @@ use crate::{
     outbound, telemetry,
 };
 
-/// Rows claimed at once.
-const CLAIM: i64 = 128;
-/// Calls in flight at once per node.
+/// Calls in flight at once per node. A row is claimed only when a call can start on it at
+/// once, so every claimed row is tried well within its [`LEASE`].
 const CONCURRENCY: usize = 32;
 /// How long a claim holds a row: longer than a call may take, so that a live node keeps what
 /// it works on, and short enough that a dead node's rows return soon.
 const LEASE: Duration = Duration::from_secs(30);
 /// Longest wait for the receiver's answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+// One call, and the writes around it, end within the lease.
+const _: () = assert!(CALL_TIMEOUT.as_secs() * 2 < LEASE.as_secs());
 /// Poll for due rows (retries, other nodes' events) at least this often.
 const POLL: Duration = Duration::from_secs(1);
 /// The longest pause between two tries.
@@ -45,7 +46,18 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
 }
 
-/// Runs the loop until the process stops; `owner` names this node in leases.
+/// What one call needs; shared by the calls in flight.
+struct Caller {
+    hooks: Arc<Webhooks>,
+    db: Db,
+    client: reqwest::Client,
+    url: reqwest::Url,
+    /// This node's name in leases.
+    owner: String,
+}
+
+/// Runs the loop until the process stops (aborting it aborts the calls in flight); `owner`
+/// names this node in leases.
 pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
     let url = match reqwest::Url::parse(&hooks.config().url) {
         Ok(url) => url,
@@ -61,77 +73,111 @@ pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
             return;
         }
     };
+    let caller = Arc::new(Caller {
+        hooks,
+        db,
+        client,
+        url,
+        owner,
+    });
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut calls = JoinSet::new();
     let (mut last_prune, mut last_count) = (0u64, 0u64);
     loop {
         let now = unix_millis();
         if now.saturating_sub(last_prune) >= PRUNE_EVERY.as_millis() as u64 {
             last_prune = now;
-            prune(&db).await;
+            prune(&caller.db).await;
         }
         if now.saturating_sub(last_count) >= COUNT_EVERY.as_millis() as u64 {
             last_count = now;
-            if let Ok(n) = outbox::pending(&db).await {
+            if let Ok(n) = outbox::pending(&caller.db).await {
                 telemetry::record_webhooks_pending(n);
             }
         }
-        let claimed = match outbox::claim(&db, &owner, now as i64, LEASE.as_millis() as i64, CLAIM).await {
+        while calls.try_join_next().is_some() {}
+        // Wait for a free slot, then take every free one: as many rows are claimed.
+        let Ok(first) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut free = vec![first];
+        while let Ok(slot) = slots.clone().try_acquire_owned() {
+            free.push(slot);
+        }
+        let asked = free.len();
+        let now = unix_millis() as i64;
+        let claimed = match outbox::claim(&caller.db, &caller.owner, now, LEASE.as_millis() as i64, asked as i64).await
+        {
             Ok(rows) => rows,
             Err(e) => {
                 e.body();
                 tracing::debug!("webhooks: could not claim due events; retrying");
+                drop(free);
                 tokio::time::sleep(POLL).await;
                 continue;
             }
         };
-        let full = claimed.len() as i64 == CLAIM;
-        stream::iter(claimed)
-            .for_each_concurrent(CONCURRENCY, |event| deliver(&hooks, &db, &client, &url, &owner, event))
-            .await;
-        if !full {
+        let more_due = claimed.len() == asked;
+        for (event, slot) in claimed.into_iter().zip(free.drain(..)) {
+            let caller = caller.clone();
+            calls.spawn(async move {
+                caller.deliver(event).await;
+                drop(slot);
+            });
+        }
+        drop(free);
+        if !more_due {
             // Nothing more is due: wait for new events or the next poll.
-            let _ = tokio::time::timeout(POLL, hooks.stored.notified()).await;
+            let _ = tokio::time::timeout(POLL, caller.hooks.stored.notified()).await;
         }
     }
 }
 
-/// One try of one claimed event, and its bookkeeping.
-async fn deliver(hooks: &Webhooks, db: &Db, client: &reqwest::Client, url: &reqwest::Url, owner: &str, event: Claimed) {
-    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
-    let body = serde_json::json!({
-        "id": event.id,
-        "type": event.kind,
-        "createdAt": event.created_at,
-        "data": data,
-    })
-    .to_string();
-    let res = outbound::signed_post(client, url.clone(), &hooks.config().secret, body.into_bytes())
+impl Caller {
+    /// One try of one claimed event, and its bookkeeping.
+    async fn deliver(&self, event: Claimed) {
+        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
+        let body = serde_json::json!({
+            "id": event.id,
+            "type": event.kind,
+            "createdAt": event.created_at,
+            "data": data,
+        })
+        .to_string();
+        let res = outbound::signed_post(
+            &self.client,
+            self.url.clone(),
+            &self.hooks.config().secret,
+            body.into_bytes(),
+        )
         .send()
         .await;
-    let outcome = match &res {
-        Ok(r) if r.status().is_success() => "delivered",
-        Ok(r) if r.status().is_server_error() => "server_error",
-        Ok(_) => "refused",
-        Err(e) if e.is_timeout() => "timeout",
-        Err(_) => "unreachable",
-    };
-    telemetry::record_webhook(&event.kind, outcome);
-    let now = unix_millis();
-    let result = if outcome == "delivered" {
-        outbox::finish(db, &event.id, owner, now as i64, "delivered")
-            .await
-            .map(|_| ())
-    } else if expired(&event, now) {
-        tracing::warn!(id = %event.id, kind = %event.kind, "webhook event given up after 24 hours of failed tries");
-        outbox::finish(db, &event.id, owner, now as i64, "expired")
-            .await
-            .map(|_| ())
-    } else {
-        let next = now + backoff(event.attempts).as_millis() as u64;
-        outbox::retry_at(db, &event.id, owner, next as i64).await
-    };
-    if let Err(e) = result {
-        // The lease runs out and the event is tried again: at least once, never lost.
-        e.body();
+        let outcome = match &res {
+            Ok(r) if r.status().is_success() => "delivered",
+            Ok(r) if r.status().is_server_error() => "server_error",
+            Ok(_) => "refused",
+            Err(e) if e.is_timeout() => "timeout",
+            Err(_) => "unreachable",
+        };
+        telemetry::record_webhook(&event.kind, outcome);
+        let (db, owner, now) = (&self.db, self.owner.as_str(), unix_millis());
+        let result = if outcome == "delivered" {
+            outbox::finish(db, &event.id, owner, now as i64, "delivered")
+                .await
+                .map(|_| ())
+        } else if expired(&event, now) {
+            tracing::warn!(id = %event.id, kind = %event.kind, "webhook event given up after 24 hours of failed tries");
+            outbox::finish(db, &event.id, owner, now as i64, "expired")
+                .await
+                .map(|_| ())
+        } else {
+            let next = now + backoff(event.attempts).as_millis() as u64;
+            outbox::retry_at(db, &event.id, owner, next as i64).await
+        };
+        if let Err(e) = result {
+            // The lease runs out and the event is tried again: at least once, never lost.
+            e.body();
+        }
     }
 }
 

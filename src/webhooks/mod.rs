@@ -34,6 +34,18 @@ pub struct Webhooks {
     pub stored: Notify,
 }
 
+/// Records events into the recorder's queue; see [`Webhooks::sink`].
+pub struct Sink {
+    tx: mpsc::UnboundedSender<NewEvent>,
+}
+
+impl Sink {
+    /// Records an event of `kind` (its type already known to be wanted).
+    pub fn record(&self, kind: &'static str, data: serde_json::Value) {
+        let _ = self.tx.send(NewEvent::now(kind, data));
+    }
+}
+
 /// The batch writer of presence and room events; [`Recorder::drain`] on stop.
 pub struct Recorder {
     task: tokio::task::JoinHandle<()>,
@@ -74,6 +86,14 @@ impl Webhooks {
         }
     }
 
+    /// A handle for recording an event later (after an await, in another task): the
+    /// recorder stays open until the handle is dropped, so a graceful stop waits for it.
+    /// `None` after [`Webhooks::close`].
+    pub fn sink(&self) -> Option<Sink> {
+        let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.as_ref().map(|tx| Sink { tx: tx.clone() })
+    }
+
     /// Takes no more events: the recorder writes what it has and ends.
     pub fn close(&self) {
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -82,7 +102,7 @@ impl Webhooks {
 
 impl Recorder {
     /// Waits up to `budget` for the recorder to store what was recorded before
-    /// [`Webhooks::close`].
+    /// [`Webhooks::close`] and through the [`Sink`]s still held then.
     pub async fn drain(self, budget: Duration) {
         if tokio::time::timeout(budget, self.task).await.is_err() {
             tracing::warn!("webhook events recorded before the stop were not all stored in time");
