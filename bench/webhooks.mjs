@@ -19,9 +19,9 @@
 //     down, so the gateway fails and reschedules them (1 s, 2 s, 4 s …) for S seconds before
 //     the receiver comes back: the drain then includes waiting for the backoff.
 //
-// The client speaks Engine.IO v4 / Socket.IO v5 over `ws` itself (lighter than
-// socket.io-client, so more of a core is left to load the gateway). Pinned like the other
-// scripts: the gateway on CPU 0, this client and the receiver on CPU 1 (--no-pin: unpinned).
+// The client speaks Engine.IO v4 / Socket.IO v5 over WebSocket itself, on node:net (lighter
+// than socket.io-client or `ws`, so more of its core is left to load the gateway). Pinned like
+// the other scripts: the gateway on CPU 0, this client and the receiver on CPU 1 (--no-pin: unpinned).
 // Only 2 cores: the output gives each process's CPU use per phase, so a phase limited by the
 // client can be told apart from one limited by the gateway.
 //
@@ -31,7 +31,7 @@
 //   node bench/webhooks.mjs --skip-overhead --backlog 100000 --outage-secs 60
 //   node bench/webhooks.mjs --help
 //
-// Needs `npm ci` in client-tests/ (ws and the JWT signer come from there) and python3 (its
+// Needs `npm ci` in client-tests/ (its fixture signs the JWTs) and python3 (its
 // sqlite3 module) for the drain. The gateway binary is SIO_GATEWAY_BIN, default
 // target/release/sio-gateway. 127.0.0.1 only. Prints one JSON line, then tables. Exit status 1
 // when an ack was not ok, a handshake failed, or the receiver saw a bad signature or did not get
@@ -41,7 +41,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import { createRequire } from 'node:module';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -285,43 +285,112 @@ async function webhookMetrics(url) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A Socket.IO v5 client over one WebSocket: handshake with a JWT, `registered`, pings, acks.
+// A Socket.IO v5 client over one WebSocket, written on node:net: the HTTP upgrade, frames and
+// Engine.IO packets by hand (handshake with a JWT, `registered`, pings, acks): about half the
+// client CPU per handshake of the `ws` package (~440 µs against ~900 µs here), so that the one
+// core the client has loads the gateway as far as it can. Frames from the client are
+// masked with a zero key (the payload goes as is); the server's are read unmasked, unfragmented.
 
-let WebSocket;
+const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ=='; // any 16 bytes; the answer's accept key is not checked
 
-function openSocket(wsUrl, token, onEvent) {
+function frame(text, opcode = 0x1) {
+  const payload = Buffer.from(text);
+  const n = payload.length;
+  let head;
+  if (n < 126) {
+    head = Buffer.alloc(6);
+    head[1] = 0x80 | n;
+  } else if (n < 65536) {
+    head = Buffer.alloc(8);
+    head[1] = 0x80 | 126;
+    head.writeUInt16BE(n, 2);
+  } else {
+    head = Buffer.alloc(14);
+    head[1] = 0x80 | 127;
+    head.writeBigUInt64BE(BigInt(n), 2);
+  }
+  head[0] = 0x80 | opcode;
+  return Buffer.concat([head, payload]);
+}
+const CLOSE_FRAME = frame('', 0x8);
+
+function openSocket(target, token, onEvent) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${wsUrl}/socket.io/?EIO=4&transport=websocket`, { perMessageDeflate: false });
-    const sock = { ws, acks: new Map(), nextId: 1, sid: null };
+    const conn = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const sock = { conn, acks: new Map(), nextId: 1, closed: false };
+    let buf = null;
+    let upgraded = false;
     let settled = false;
     const fail = (e) => {
-      if (!settled) { settled = true; reject(e); }
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        reject(e);
+      }
+      conn.destroy();
     };
-    const timer = setTimeout(() => { fail(new Error('handshake timed out (20 s)')); ws.terminate(); }, 20000);
-    ws.on('message', (data) => {
-      const t = data.toString();
-      if (t === '2') return ws.send('3');
-      if (t[0] === '0') return ws.send(`40${JSON.stringify({ token })}`);
+    const timer = setTimeout(() => fail(new Error('handshake timed out (20 s)')), 20000);
+    const onText = (t) => {
+      if (t === '2') return conn.write(frame('3'));
       if (t.startsWith('43')) {
         let i = 2;
         while (t.charCodeAt(i) >= 48 && t.charCodeAt(i) <= 57) i++;
         const id = Number(t.slice(2, i));
         const cb = sock.acks.get(id);
-        if (cb) { sock.acks.delete(id); cb(JSON.parse(t.slice(i))[0]); }
+        if (cb) {
+          sock.acks.delete(id);
+          cb(JSON.parse(t.slice(i))[0]);
+        }
         return;
       }
-      if (t.startsWith('40')) { sock.sid = JSON.parse(t.slice(2)).sid; return; }
-      if (t.startsWith('44')) { clearTimeout(timer); fail(new Error(`connect_error ${t.slice(2)}`)); ws.close(); return; }
+      if (t[0] === '0') return conn.write(frame(`40${JSON.stringify({ token })}`));
+      if (t.startsWith('44')) return fail(new Error(`connect_error ${t.slice(2)}`));
       if (t.startsWith('42["registered"')) {
-        clearTimeout(timer);
-        if (!settled) { settled = true; resolve(sock); }
+        if (!settled) {
+          settled = true;
+          clearTimeout(timer);
+          resolve(sock);
+        }
         return;
       }
       if (t.startsWith('42')) onEvent?.(t);
+    };
+    conn.on('connect', () => {
+      conn.write(`GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: ${target.host}:${target.port}\r\n`
+        + `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
     });
-    ws.on('error', (e) => { clearTimeout(timer); fail(e); });
-    ws.on('close', () => {
-      clearTimeout(timer);
+    conn.on('data', (chunk) => {
+      buf = buf ? Buffer.concat([buf, chunk]) : chunk;
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        if (!/^HTTP\/1\.1 101/.test(buf.toString('latin1', 0, 12))) return fail(new Error(`upgrade refused: ${buf.toString('latin1', 0, 40)}`));
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+      }
+      while (buf.length >= 2) {
+        const opcode = buf[0] & 0x0f;
+        let len = buf[1] & 0x7f;
+        let off = 2;
+        if (len === 126) {
+          if (buf.length < 4) break;
+          len = buf.readUInt16BE(2);
+          off = 4;
+        } else if (len === 127) {
+          if (buf.length < 10) break;
+          len = Number(buf.readBigUInt64BE(2));
+          off = 10;
+        }
+        if (buf.length < off + len) break;
+        const text = opcode === 0x1 ? buf.toString('utf8', off, off + len) : null;
+        buf = buf.subarray(off + len);
+        if (text !== null) onText(text);
+        else if (opcode === 0x8) conn.end();
+      }
+    });
+    conn.on('error', (e) => fail(e));
+    conn.on('close', () => {
+      sock.closed = true;
       fail(new Error('closed before registered'));
       for (const cb of sock.acks.values()) cb({ ok: false, error: { code: 'closed' } });
       sock.acks.clear();
@@ -332,7 +401,12 @@ function openSocket(wsUrl, token, onEvent) {
 function emitWithAck(sock, event, arg, cb) {
   const id = sock.nextId++;
   sock.acks.set(id, cb);
-  sock.ws.send(`42${id}${JSON.stringify([event, arg])}`);
+  sock.conn.write(frame(`42${id}${JSON.stringify([event, arg])}`));
+}
+
+// Closes the WebSocket (a close frame, then the end of the TCP stream).
+function closeSocket(sock) {
+  if (!sock.closed) sock.conn.end(CLOSE_FRAME);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,9 +426,9 @@ async function connectRate(ctx, { total, inFlight, tag }) {
       const i = next++;
       const t = now();
       try {
-        const s = await openSocket(ctx.wsUrl, tokens[i]);
+        const s = await openSocket(ctx.target, tokens[i]);
         lat.push(now() - t);
-        s.ws.close();
+        closeSocket(s);
       } catch (e) {
         failures++;
         firstFailure ??= e.message;
@@ -488,7 +562,7 @@ async function startGateway(o, fx, { webhooks, label }) {
     () => fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 200, () => false),
     15000, 'gateway /healthz 200', gw,
   );
-  return { proc: gw, dir, url, wsUrl: `ws://127.0.0.1:${port}`, jwtSecret, db: path.join(dir, 'gw.db') };
+  return { proc: gw, dir, url, target: { host: '127.0.0.1', port }, jwtSecret, db: path.join(dir, 'gw.db') };
 }
 
 async function startReceiver(o, port, secret) {
@@ -512,7 +586,7 @@ async function overheadRound(o, fx, { webhooks, receiver, round }) {
   const pids = { gateway: gw.proc.child.pid, client: 'self' };
   if (receiver) pids.receiver = receiver.child.pid;
   const ctx = {
-    url: gw.url, wsUrl: gw.wsUrl, pids, receiverUrl: webhooks ? webhooks.base : null,
+    url: gw.url, target: gw.target, pids, receiverUrl: webhooks ? webhooks.base : null,
     token: (sub) => fx.token(sub, { secret: gw.jwtSecret, ttlSecs: 3600 }),
   };
   const sockets = [];
@@ -529,7 +603,7 @@ async function overheadRound(o, fx, { webhooks, receiver, round }) {
     for (let i = 0; i < o.sockets; i += 100) {
       const batch = [];
       for (let j = i; j < Math.min(o.sockets, i + 100); j++) {
-        batch.push(openSocket(ctx.wsUrl, ctx.token(`s${tag}-${j}`)).then((s) => {
+        batch.push(openSocket(ctx.target, ctx.token(`s${tag}-${j}`)).then((s) => {
           s.roomId = `bench-${tag}-${Math.floor(j / o.roomSize)}`;
           return s;
         }));
@@ -554,7 +628,7 @@ async function overheadRound(o, fx, { webhooks, receiver, round }) {
       webhook_deliveries: metrics.deliveries, receiver: receiverStats,
     };
   } finally {
-    for (const s of sockets) s.ws.terminate();
+    for (const s of sockets) s.conn.destroy();
     await sleep(200);
     await stop(gw.proc);
     fs.rmSync(gw.dir, { recursive: true, force: true });
@@ -691,9 +765,8 @@ async function main() {
   let fx;
   try {
     fx = await import(path.join(CLIENT_TESTS, 'fixture.mjs'));
-    WebSocket = createRequire(path.join(CLIENT_TESTS, 'package.json'))('ws');
   } catch (e) {
-    console.error(`bench/webhooks.mjs uses client-tests/ (ws, the JWT signer): run \`npm ci\` in ${CLIENT_TESTS} first (${e.message})`);
+    console.error(`bench/webhooks.mjs uses client-tests/ (the JWT signer, free ports): run \`npm ci\` in ${CLIENT_TESTS} first (${e.message})`);
     process.exit(2);
   }
   if (!fs.existsSync(fx.BIN)) {
