@@ -293,3 +293,54 @@ mod ids_ordered_across_writers {
         drop(pg);
     }
 }
+
+on_both!(outbox_leases, outbox_leases_check);
+
+/// The webhook outbox: a claimed row is skipped by other nodes while its lease runs, comes
+/// back when it ends or is given back, is finished only by its holder, and a retry waits for
+/// its time.
+async fn outbox_leases_check(db: &Db) {
+    use sio_gateway::db::outbox::{self, NewEvent};
+    let events: Vec<NewEvent> = (0..3)
+        .map(|i| NewEvent::now("user.online", serde_json::json!({ "userId": format!("u{i}") })))
+        .collect();
+    outbox::insert_all(db, &events, 1_000).await.unwrap();
+    // Stored twice (a batch retried after a lost answer): kept once.
+    outbox::insert_all(db, &events[..1], 1_000).await.unwrap();
+    assert_eq!(outbox::pending(db).await.unwrap(), 3);
+    let ids = |rows: &[outbox::Claimed]| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+
+    let a = outbox::claim(db, "a", 1_000, 30_000, 2).await.unwrap();
+    assert_eq!(a.len(), 2);
+    assert!(a.iter().all(|r| r.attempts == 0 && r.kind == "user.online"));
+    let b = outbox::claim(db, "b", 1_000, 30_000, 10).await.unwrap();
+    assert_eq!(b.len(), 1, "rows leased by a are skipped");
+    assert!(!ids(&a).contains(&b[0].id));
+    assert!(outbox::claim(db, "b", 2_000, 30_000, 10).await.unwrap().is_empty());
+
+    let (first, second) = (a[0].id.clone(), a[1].id.clone());
+    assert!(
+        !outbox::finish(db, &first, "b", 2_000, "delivered").await.unwrap(),
+        "not b's lease"
+    );
+    assert!(outbox::finish(db, &first, "a", 2_000, "delivered").await.unwrap());
+    outbox::retry_at(db, &second, "a", 5_000).await.unwrap();
+    assert!(
+        outbox::claim(db, "c", 2_000, 30_000, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
+
+    outbox::release_leases(db, "b").await.unwrap();
+    let c = outbox::claim(db, "c", 2_000, 30_000, 10).await.unwrap();
+    assert_eq!(ids(&c), ids(&b), "a lease given back is claimable at once");
+
+    // Later: the retry is due (one attempt counted) and c's lease has run out.
+    let d = outbox::claim(db, "d", 40_000, 30_000, 10).await.unwrap();
+    let mut expected = vec![second.clone(), c[0].id.clone()];
+    expected.sort();
+    assert_eq!(ids(&d), expected);
+    assert_eq!(d.iter().find(|r| r.id == second).unwrap().attempts, 1);
+    assert_eq!(outbox::pending(db).await.unwrap(), 2);
+    assert_eq!(outbox::prune(db, 3_000, 100).await.unwrap(), 1, "the delivered row");
+    assert_eq!(outbox::prune(db, 3_000, 100).await.unwrap(), 0);
+}
