@@ -142,7 +142,7 @@ describe("POST /api/notifications while Redis is slow (issue 12, point 4)", () =
     const tab = { close() {} };
     try {
       gw = await startGateway({ REDIS_URL: proxy.url, REDIS_PREFIX: `sio-delivery-${randomBytes(6).toString("hex")}` });
-      await until(async () => (await fetch(`${gw.url}/readyz`)).status === 200, 10000, "/readyz 200 (Redis connected)");
+      await until(async () => (await (await fetch(`${gw.url}/readyz`)).json()).status === "ok", 10000, "/readyz ok (Redis connected)");
       const user = `busy-${uid()}`;
       const live = new CarefulTab({ label: "tab", user, token: gw.token(user), pickUrl: () => gw.url });
       tab.close = () => live.close();

@@ -100,12 +100,19 @@ pub fn load_keys(cfg: &Config) -> Result<Keys, StartError> {
     Ok(Keys { jwt_secret, api_keys })
 }
 
-/// Opens the database and applies its migrations.
+/// Opens the database and applies its migrations, or with `MIGRATE_ON_START=false` checks
+/// that they are applied (refusing the start, as a configuration error, when one is not).
 pub async fn open_db(cfg: &Config) -> Result<Db, StartError> {
-    let db = Db::connect(&cfg.database_url)
+    let db = Db::connect_sized(&cfg.database_url, cfg.database_max_connections)
         .await
         .map_err(|e| format!("DATABASE_URL {}: {e}", crate::config::mask_url(&cfg.database_url)))?;
-    db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
+    if cfg.migrate_on_start {
+        db.migrate().await.map_err(|e| format!("migrations failed: {e}"))?;
+    } else {
+        db.check_migrations()
+            .await
+            .map_err(|e| crate::config::ConfigError::invalid("MIGRATE_ON_START", e))?;
+    }
     Ok(db)
 }
 

@@ -1,11 +1,18 @@
-//! The command line: `serve` (the default), `token` and `migrate`.
+//! The command line: `serve` (the default), `token`, `migrate` and `config`.
 
 use clap::{Parser, Subcommand};
 
 /// A Socket.IO-compatible real-time gateway. Configuration comes from the environment and an
 /// optional `.env` file; see `.env.example`.
 #[derive(Debug, Parser)]
-#[command(name = "sio-gateway", version, about)]
+#[command(
+    name = "sio-gateway",
+    version,
+    about,
+    after_help = "Configuration: environment variables, then ./.env (the working directory's only; \
+                  the environment wins). Every variable is in .env.example; \
+                  `sio-gateway config` prints the effective configuration, secrets masked."
+)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
@@ -31,4 +38,7 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the effective configuration (every variable, defaults included, secrets masked)
+    /// and exit.
+    Config,
 }

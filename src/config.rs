@@ -1,10 +1,14 @@
 //! Configuration: every variable of the contract, read once at start and validated.
 //!
 //! Values come from a lookup function rather than straight from the process environment,
-//! so tests can build a [`Config`] from a map. `main` loads an optional `.env` first;
-//! variables already in the environment win over it.
+//! so tests can build a [`Config`] from a map. `main` loads an optional `.env` from the
+//! working directory first ([`load_dotenv`]); variables already in the environment win over
+//! it, and a line of it that does not parse refuses the start.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 /// Why the configuration was refused; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +19,16 @@ pub enum ConfigError {
         /// The variable's name.
         name: &'static str,
         /// What is wrong with it.
+        message: String,
+    },
+    /// A line of the `.env` file does not parse.
+    #[error("{file}: line {line} does not parse: {message}")]
+    DotEnv {
+        /// The file, as given.
+        file: String,
+        /// Its 1-based line number.
+        line: usize,
+        /// What the parser found wrong.
         message: String,
     },
 }
@@ -140,8 +154,17 @@ pub struct Config {
     pub port: u16,
     /// `sqlite://…` or `postgres://…` (`DATABASE_URL`).
     pub database_url: String,
+    /// Size of the database pool (`DATABASE_MAX_CONNECTIONS`; default 10, and 4 for SQLite
+    /// when unset).
+    pub database_max_connections: Option<u32>,
+    /// Apply pending migrations at start (`MIGRATE_ON_START`, default true); when false the
+    /// start only checks that every migration is applied.
+    pub migrate_on_start: bool,
     /// Redis for the scale-out adapter (`REDIS_URL`); `None` means one node, in memory.
     pub redis_url: Option<String>,
+    /// `/readyz` answers 503 while Redis is down (`READYZ_REQUIRE_REDIS`); by default a
+    /// Redis outage is reported as degraded, with 200.
+    pub readyz_require_redis: bool,
     /// Prefix of every Redis channel and key, to share one Redis between deployments
     /// (`REDIS_PREFIX`).
     pub redis_prefix: String,
@@ -161,7 +184,7 @@ pub struct Config {
     pub max_rooms_per_socket: usize,
     /// Connections per node (`SOCKET_MAX_TOTAL_CONNECTIONS`).
     pub max_total_connections: usize,
-    /// Connections per user (`SOCKET_MAX_CONNECTIONS_PER_USER`).
+    /// Connections per user (`SOCKET_MAX_CONNECTIONS_PER_USER`, at least 1).
     pub max_connections_per_user: usize,
     /// Largest Socket.IO packet or HTTP body (`MAX_PAYLOAD_BYTES`).
     pub max_payload_bytes: usize,
@@ -290,7 +313,13 @@ impl Config {
             host: get("HOST").unwrap_or_else(|| "0.0.0.0".into()),
             port: parse(&get, "PORT", 3000)?,
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://sio-gateway.db".into()),
+            database_max_connections: match get("DATABASE_MAX_CONNECTIONS") {
+                None => None,
+                Some(_) => Some(parse(&get, "DATABASE_MAX_CONNECTIONS", 10u32)?),
+            },
+            migrate_on_start: parse_bool(&get, "MIGRATE_ON_START", true)?,
             redis_url: get("REDIS_URL"),
+            readyz_require_redis: parse_bool(&get, "READYZ_REQUIRE_REDIS", false)?,
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "sio-gateway".into()),
             jwt_key,
             jwt_leeway_secs: parse(&get, "JWT_LEEWAY_SECS", 5)?,
@@ -306,12 +335,12 @@ impl Config {
             event_burst: parse(&get, "EVENT_BURST", 40)?,
             idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
             room_events_max_members: parse(&get, "ROOM_EVENTS_MAX_MEMBERS", 100)?,
-            cors_origins: list(get("CORS_ORIGINS")).filter(|o| !o.iter().any(|x| x == "*")),
+            cors_origins: cors_origins(get("CORS_ORIGINS"))?,
             shutdown_timeout: Duration::from_secs(parse(&get, "SHUTDOWN_TIMEOUT_SECS", 10)?),
             metrics_token: get("METRICS_TOKEN"),
             parser,
             log_json,
-            demo_dir: get("DEMO_DIR"),
+            demo_dir: existing_dir(&get, "DEMO_DIR")?,
             admin: match (get("ADMIN_USERNAME"), get("ADMIN_PASSWORD_HASH")) {
                 (Some(user), Some(hash)) => {
                     if !(hash.starts_with("$2") && hash.len() == 60) {
@@ -330,10 +359,19 @@ impl Config {
                     ));
                 }
             },
-            admin_ui_dir: get("ADMIN_UI_DIR"),
+            admin_ui_dir: existing_dir(&get, "ADMIN_UI_DIR")?,
             proxy: proxy_config(&get)?,
             webhooks: webhook_config(&get)?,
         };
+        if cfg.database_max_connections == Some(0) {
+            return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if cfg.max_connections_per_user == 0 {
+            return Err(invalid(
+                "SOCKET_MAX_CONNECTIONS_PER_USER",
+                "must be at least 1 (0 is not \"unlimited\": set a large number instead)",
+            ));
+        }
         if cfg.max_payload_bytes < 1024 {
             return Err(invalid("MAX_PAYLOAD_BYTES", "must be at least 1024"));
         }
@@ -346,6 +384,125 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Every variable with the value this node runs with, defaults included, for
+    /// `sio-gateway config`. Secrets are masked: `***` when set (passwords inside URLs too),
+    /// and what happens instead when unset.
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let set = |given: bool, unset: &str| if given { "***".to_string() } else { unset.to_string() };
+        let secs = |d: Duration| d.as_secs().to_string();
+        let proxy = self.proxy.as_ref();
+        let hooks = self.webhooks.as_ref();
+        vec![
+            ("HOST", self.host.clone()),
+            ("PORT", self.port.to_string()),
+            (
+                "CORS_ORIGINS",
+                self.cors_origins.as_ref().map_or("*".into(), |o| o.join(",")),
+            ),
+            ("DATABASE_URL", mask_url(&self.database_url)),
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                self.database_max_connections.map_or_else(
+                    || {
+                        if sqlite_path(&self.database_url).is_some() {
+                            "4".into()
+                        } else {
+                            "10".into()
+                        }
+                    },
+                    |n| n.to_string(),
+                ),
+            ),
+            ("MIGRATE_ON_START", self.migrate_on_start.to_string()),
+            ("REDIS_URL", self.redis_url.as_deref().map(mask_url).unwrap_or_default()),
+            ("REDIS_PREFIX", self.redis_prefix.clone()),
+            ("READYZ_REQUIRE_REDIS", self.readyz_require_redis.to_string()),
+            ("SHUTDOWN_TIMEOUT_SECS", secs(self.shutdown_timeout)),
+            (
+                "JWT_SECRET",
+                match self.jwt_key {
+                    JwtKeySource::Secret(_) => "***".into(),
+                    JwtKeySource::PublicKeyFile(_) => String::new(),
+                    JwtKeySource::Generated => format!(
+                        "(unset: generated into {})",
+                        self.data_dir().join(crate::secrets::SECRET_FILE).display()
+                    ),
+                },
+            ),
+            (
+                "JWT_PUBLIC_KEY_FILE",
+                match &self.jwt_key {
+                    JwtKeySource::PublicKeyFile(p) => p.display().to_string(),
+                    _ => String::new(),
+                },
+            ),
+            ("JWT_LEEWAY_SECS", self.jwt_leeway_secs.to_string()),
+            ("JWT_ISSUER", opt(&self.jwt_issuer)),
+            ("JWT_AUDIENCE", opt(&self.jwt_audience)),
+            (
+                "API_KEYS",
+                if self.api_keys.is_empty() {
+                    format!(
+                        "(unset: generated into {})",
+                        self.data_dir().join(crate::secrets::API_KEY_FILE).display()
+                    )
+                } else {
+                    vec!["***"; self.api_keys.len()].join(",")
+                },
+            ),
+            ("METRICS_TOKEN", set(self.metrics_token.is_some(), "")),
+            ("ROOMS_REQUIRE_CLAIM", self.rooms_require_claim.to_string()),
+            ("MAX_ROOMS_PER_SOCKET", self.max_rooms_per_socket.to_string()),
+            ("ROOM_EVENTS_MAX_MEMBERS", self.room_events_max_members.to_string()),
+            ("SOCKET_MAX_TOTAL_CONNECTIONS", self.max_total_connections.to_string()),
+            (
+                "SOCKET_MAX_CONNECTIONS_PER_USER",
+                self.max_connections_per_user.to_string(),
+            ),
+            ("MAX_PAYLOAD_BYTES", self.max_payload_bytes.to_string()),
+            ("EVENT_RATE_PER_SEC", self.event_rate_per_sec.to_string()),
+            ("EVENT_BURST", self.event_burst.to_string()),
+            ("IDLE_TIMEOUT_SECS", self.idle_timeout.map_or("0".into(), secs)),
+            ("PROXY_URL", proxy.map(|p| mask_url(&p.url)).unwrap_or_default()),
+            ("PROXY_SECRET", set(proxy.is_some(), "")),
+            ("PROXY_EVENTS", proxy.map(|p| p.events.join(",")).unwrap_or_default()),
+            (
+                "PROXY_TIMEOUT_MS",
+                proxy.map(|p| p.timeout.as_millis().to_string()).unwrap_or_default(),
+            ),
+            (
+                "PROXY_MAX_IN_FLIGHT",
+                proxy.map(|p| p.max_in_flight.to_string()).unwrap_or_default(),
+            ),
+            (
+                "EVENT_SCHEMAS_DIR",
+                proxy
+                    .and_then(|p| p.schemas_dir.as_ref())
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("WEBHOOK_URL", hooks.map(|h| mask_url(&h.url)).unwrap_or_default()),
+            ("WEBHOOK_SECRET", set(hooks.is_some(), "")),
+            ("WEBHOOK_EVENTS", hooks.map(|h| h.events.join(",")).unwrap_or_default()),
+            (
+                "PARSER",
+                match self.parser {
+                    ParserKind::Common => "default".into(),
+                    ParserKind::Msgpack => "msgpack".into(),
+                },
+            ),
+            ("LOG_FORMAT", if self.log_json { "json".into() } else { "text".into() }),
+            (
+                "ADMIN_USERNAME",
+                self.admin.as_ref().map(|(u, _)| u.clone()).unwrap_or_default(),
+            ),
+            ("ADMIN_PASSWORD_HASH", set(self.admin.is_some(), "")),
+            ("ADMIN_UI_DIR", opt(&self.admin_ui_dir)),
+            ("DEMO_DIR", opt(&self.demo_dir)),
+        ]
+    }
+
     /// The folder that holds the SQLite database, where generated secrets are kept too.
     /// For PostgreSQL it is the working directory.
     pub fn data_dir(&self) -> PathBuf {
@@ -354,6 +511,118 @@ impl Config {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."))
     }
+}
+
+/// `CORS_ORIGINS`: `None` (any origin) when unset or when one entry is `*`; otherwise every
+/// entry must be an origin as browsers send it, `scheme://host[:port]` without a path, or the
+/// start is refused (an entry such as `https://app.example.com/` would never match).
+fn cors_origins(v: Option<String>) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(items) = list(v) else {
+        return Ok(None);
+    };
+    for item in &items {
+        if item != "*" && !is_origin(item) {
+            return Err(invalid(
+                "CORS_ORIGINS",
+                format!("`{item}` is not an origin (scheme://host[:port], no path), nor *"),
+            ));
+        }
+    }
+    Ok((!items.iter().any(|x| x == "*")).then_some(items))
+}
+
+/// Whether `s` is `scheme://host[:port]`: a letter-led scheme, a host of letters, digits,
+/// `-`, `.` (or a bracketed IPv6 address), an optional port, and nothing after.
+fn is_origin(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    let (host_ok, port) = match rest.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, after)) => {
+                let addr_ok = !addr.is_empty() && addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':');
+                match after {
+                    "" => (addr_ok, None),
+                    _ => (addr_ok, Some(after.strip_prefix(':').unwrap_or("x"))),
+                }
+            }
+            None => (false, None),
+        },
+        None => {
+            let (host, port) = match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            };
+            let ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+            (ok, port)
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+    });
+    scheme_ok && host_ok && port_ok
+}
+
+/// A folder named in `name`, which must exist (a typo would otherwise serve 404s quietly).
+fn existing_dir(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
+    let Some(dir) = get(name) else {
+        return Ok(None);
+    };
+    if !Path::new(&dir).is_dir() {
+        return Err(invalid(name, format!("`{dir}` is not an existing folder")));
+    }
+    Ok(Some(dir))
+}
+
+/// Loads `path` (the `.env` of the working directory) into the process environment, under
+/// variables already set; no file is fine. A line that does not parse refuses the start,
+/// naming the file and the line, instead of being skipped (a skipped `JWT_SECRET` line would
+/// run on a generated secret).
+pub fn load_dotenv(path: &Path) -> Result<(), ConfigError> {
+    let content = match std::fs::read_to_string(path) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(ConfigError::DotEnv {
+                file: path.display().to_string(),
+                line: 0,
+                message: format!("cannot read it: {e}"),
+            });
+        }
+    };
+    check_dotenv(&content).map_err(|(line, message)| ConfigError::DotEnv {
+        file: path.display().to_string(),
+        line,
+        message,
+    })?;
+    dotenvy::from_path(path).map_err(|e| ConfigError::DotEnv {
+        file: path.display().to_string(),
+        line: 0,
+        message: e.to_string(),
+    })
+}
+
+/// Parses `.env` content; on the first line that does not parse, its 1-based number and why.
+fn check_dotenv(content: &str) -> Result<(), (usize, String)> {
+    for item in dotenvy::from_read_iter(content.as_bytes()) {
+        match item {
+            Ok(_) => {}
+            Err(dotenvy::Error::LineParse(text, at)) => {
+                let first = text.lines().next().unwrap_or("").trim_end();
+                let line = content.lines().position(|l| l.trim_end() == first).map_or(0, |i| i + 1);
+                return Err((line, format!("`{}` (at character {})", first, at + 1)));
+            }
+            Err(e) => return Err((0, e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// `PROXY_*` and `EVENT_SCHEMAS_DIR`; `None` without `PROXY_URL`.
@@ -592,5 +861,162 @@ mod tests {
             !shown.contains("ssss") && !shown.contains("k1") && !shown.contains("pw@"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn cors_entries_must_be_origins() {
+        for good in [
+            "https://app.example.com",
+            "http://localhost:5173",
+            "http://127.0.0.1:3000",
+            "http://[::1]:8080",
+            "https://a.example, https://b.example",
+        ] {
+            assert!(cfg(&[("CORS_ORIGINS", good)]).unwrap().cors_origins.is_some(), "{good}");
+        }
+        assert!(cfg(&[("CORS_ORIGINS", "*")]).unwrap().cors_origins.is_none());
+        assert!(
+            cfg(&[("CORS_ORIGINS", "https://a.example,*")])
+                .unwrap()
+                .cors_origins
+                .is_none()
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "https://app.example.com:99999",
+            "https://app.example.com:",
+            "https://user@app.example.com",
+            "https://",
+            "https://a.example?x=1",
+            "https://a.example, b.example",
+            "*.example.com",
+        ] {
+            let err = cfg(&[("CORS_ORIGINS", bad)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.starts_with("CORS_ORIGINS"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn zero_connections_per_user_is_refused() {
+        let err = cfg(&[("SOCKET_MAX_CONNECTIONS_PER_USER", "0")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("SOCKET_MAX_CONNECTIONS_PER_USER"), "{err}");
+        assert_eq!(
+            cfg(&[("SOCKET_MAX_CONNECTIONS_PER_USER", "1")])
+                .unwrap()
+                .max_connections_per_user,
+            1
+        );
+    }
+
+    #[test]
+    fn demo_and_admin_ui_folders_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path().to_str().unwrap();
+        let missing = dir.path().join("nope");
+        let missing = missing.to_str().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        for name in ["DEMO_DIR", "ADMIN_UI_DIR"] {
+            assert!(cfg(&[(name, here)]).is_ok(), "{name}");
+            for bad in [missing, file.to_str().unwrap()] {
+                let err = cfg(&[(name, bad)]).err().unwrap().to_string();
+                assert!(err.starts_with(name) && err.contains(bad), "{err}");
+            }
+        }
+        assert_eq!(cfg(&[("DEMO_DIR", here)]).unwrap().demo_dir.as_deref(), Some(here));
+    }
+
+    #[test]
+    fn database_pool_size_is_checked() {
+        assert_eq!(cfg(&[]).unwrap().database_max_connections, None);
+        assert_eq!(
+            cfg(&[("DATABASE_MAX_CONNECTIONS", "25")])
+                .unwrap()
+                .database_max_connections,
+            Some(25)
+        );
+        for bad in ["0", "ten", "-1"] {
+            let err = cfg(&[("DATABASE_MAX_CONNECTIONS", bad)]).err().unwrap().to_string();
+            assert!(err.starts_with("DATABASE_MAX_CONNECTIONS"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn migrate_on_start_and_readyz_require_redis_are_booleans() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.migrate_on_start && !c.readyz_require_redis);
+        let c = cfg(&[("MIGRATE_ON_START", "false"), ("READYZ_REQUIRE_REDIS", "true")]).unwrap();
+        assert!(!c.migrate_on_start && c.readyz_require_redis);
+        for name in ["MIGRATE_ON_START", "READYZ_REQUIRE_REDIS"] {
+            let err = cfg(&[(name, "maybe")]).err().unwrap().to_string();
+            assert!(err.starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_dotenv_line_that_does_not_parse_is_named() {
+        assert!(check_dotenv("# comment\nPORT=3000\n\nJWT_SECRET='abc def'\n").is_ok());
+        let (line, why) = check_dotenv("# comment\nPORT=3000\nJWT_SECRET abc\nHOST=x\n").unwrap_err();
+        assert_eq!(line, 3, "{why}");
+        assert!(why.contains("JWT_SECRET abc"), "{why}");
+        let (line, _) = check_dotenv("A=1\nB='unterminated\n").unwrap_err();
+        assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn load_dotenv_refuses_naming_the_file_and_line_and_accepts_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        assert!(load_dotenv(&path).is_ok());
+        std::fs::write(&path, "PORT=1\n  oops\n").unwrap();
+        let err = load_dotenv(&path).unwrap_err().to_string();
+        assert!(err.contains(".env") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn effective_configuration_masks_every_secret() {
+        let c = cfg(&[
+            ("JWT_SECRET", &"s".repeat(40)),
+            ("API_KEYS", "key-one,key-two"),
+            ("DATABASE_URL", "postgres://gw:dbpass@db/gw"),
+            ("REDIS_URL", "redis://:redispass@cache:6379"),
+            ("PROXY_URL", "http://backend/events"),
+            ("PROXY_SECRET", &"p".repeat(32)),
+            ("WEBHOOK_URL", "http://backend/hooks"),
+            ("WEBHOOK_SECRET", &"w".repeat(32)),
+            ("METRICS_TOKEN", "metrics-token"),
+            ("DATABASE_MAX_CONNECTIONS", "7"),
+        ])
+        .unwrap();
+        let shown: String = c.effective().iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        for secret in [
+            "ssss",
+            "key-one",
+            "dbpass",
+            "redispass",
+            "pppp",
+            "wwww",
+            "metrics-token",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
+        for line in [
+            "JWT_SECRET=***",
+            "API_KEYS=***,***",
+            "DATABASE_URL=postgres://gw:***@db/gw",
+            "DATABASE_MAX_CONNECTIONS=7",
+            "PROXY_SECRET=***",
+            "PORT=3000",
+        ] {
+            assert!(shown.contains(line), "{line} missing:\n{shown}");
+        }
     }
 }

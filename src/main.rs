@@ -6,14 +6,17 @@ use clap::Parser;
 use sio_gateway::{
     app, auth,
     cli::{Cli, Command},
-    config::Config,
-    shutdown, telemetry,
+    config::{Config, JwtKeySource},
+    secrets, shutdown, telemetry,
 };
 
 fn main() -> ExitCode {
-    // Variables already in the environment win over `.env`.
-    let _ = dotenvy::dotenv();
     let cli = Cli::parse();
+    // `.env` of the working directory only; variables already in the environment win over it.
+    if let Err(e) = sio_gateway::config::load_dotenv(std::path::Path::new(".env")) {
+        eprintln!("sio-gateway: configuration error: {e}");
+        return ExitCode::from(2);
+    }
     let cfg = match Config::from_env() {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -39,8 +42,19 @@ fn main() -> ExitCode {
             Command::Token { sub, ttl, rooms } => print_token(&cfg, &sub, &ttl, rooms.as_deref()),
             Command::Migrate => {
                 telemetry::init_logging(cfg.log_json);
-                app::open_db(&cfg).await?;
+                // `migrate` applies them whatever MIGRATE_ON_START says.
+                app::open_db(&Config {
+                    migrate_on_start: true,
+                    ..cfg
+                })
+                .await?;
                 tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::Config => {
+                for (name, value) in cfg.effective() {
+                    println!("{name}={value}");
+                }
                 Ok(())
             }
         }
@@ -69,10 +83,29 @@ fn print_token(cfg: &Config, sub: &str, ttl: &str, rooms: Option<&str>) -> Resul
             .map(String::from)
             .collect()
     });
-    let keys = app::load_keys(cfg)?;
-    let secret = keys
-        .jwt_secret
-        .ok_or("`token` signs with an HMAC secret; with JWT_PUBLIC_KEY_FILE, sign tokens with your private key")?;
+    // The secret the servers use: JWT_SECRET, or the file a server generated. `token` never
+    // makes one, since no server would know it.
+    let secret = match &cfg.jwt_key {
+        JwtKeySource::Secret(s) => s.clone(),
+        JwtKeySource::PublicKeyFile(_) => {
+            return Err(
+                "`token` signs with an HMAC secret; with JWT_PUBLIC_KEY_FILE, sign tokens with your private key".into(),
+            );
+        }
+        JwtKeySource::Generated => {
+            let dir = cfg.data_dir();
+            let path = secrets::path_of(&dir, secrets::SECRET_FILE);
+            secrets::read_existing(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .ok_or_else(|| {
+                    format!(
+                        "no JWT secret: JWT_SECRET is not set and {} does not exist (the server creates it on its first start); set JWT_SECRET, or start the server once from this folder",
+                        path.display()
+                    )
+                })?
+                .into_bytes()
+        }
+    };
     println!("{}", auth::Signer::hmac(&secret).for_config(cfg).sign(sub, ttl, rooms)?);
     Ok(())
 }

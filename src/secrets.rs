@@ -51,6 +51,12 @@ pub fn load_or_create(dir: &Path, name: &str) -> std::io::Result<(String, bool)>
     Ok((value, true))
 }
 
+/// The value kept in `path`, or `None` when there is none (no file, or one a crash left
+/// too short); never creates it.
+pub fn read_existing(path: &Path) -> std::io::Result<Option<String>> {
+    read_whole(path)
+}
+
 /// The value in `path`, or `None` when there is no file or it is too short to be one.
 fn read_whole(path: &Path) -> std::io::Result<Option<String>> {
     match std::fs::read_to_string(path) {

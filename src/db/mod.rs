@@ -43,6 +43,12 @@ impl Db {
     /// Opens a pool for `url` (`sqlite://…` is created if missing; `postgres://…`).
     /// Migrations are not applied here: call [`Db::migrate`].
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        Self::connect_sized(url, None).await
+    }
+
+    /// [`Db::connect`] with a pool of `max_connections` (`DATABASE_MAX_CONNECTIONS`); `None`
+    /// keeps the default: 10 for PostgreSQL, 4 for SQLite (one writer at a time anyway).
+    pub async fn connect_sized(url: &str, max_connections: Option<u32>) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         if let Some(path) = crate::config::sqlite_path(url)
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
@@ -68,10 +74,10 @@ impl Db {
         };
         let opts = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
+            .max_connections(max_connections.unwrap_or(match backend {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
-            })
+            }))
             .acquire_timeout(Duration::from_secs(5))
             // A ping before each use costs a round trip to the connection's thread (SQLite)
             // or to the server (PostgreSQL). A SQLite file does not go away under an open
@@ -117,6 +123,38 @@ impl Db {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Checks, without changing anything, that every migration of this backend is applied
+    /// (`MIGRATE_ON_START=false`: a database user that may only read and write rows). `Err`
+    /// names the first one missing, or says why the applied ones could not be read.
+    pub async fn check_migrations(&self) -> Result<(), String> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let applied: Vec<i64> = match sqlx::query_scalar::<_, i64>(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        {
+            Ok(v) => v,
+            // No migration table: nothing was ever applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(e) => return Err(format!("cannot read the applied migrations: {e}")),
+        };
+        match migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .find(|m| !applied.contains(&m.version))
+        {
+            Some(m) => Err(format!(
+                "migration {} ({}) is not applied; run `sio-gateway migrate` with a user that may change the schema, or set MIGRATE_ON_START=true",
+                m.version, m.description
+            )),
+            None => Ok(()),
         }
     }
 

@@ -19,6 +19,10 @@ const DEMO_TOKEN_SECS: u64 = 3600;
 
 /// The `/demo` routes for the folder `dir`.
 pub fn router<A: Adapter>(dir: &str) -> Router<HttpState<A>> {
+    tracing::warn!(
+        dir,
+        "DEMO_DIR is set: POST /demo/token signs a token for ANY user name. Development only: never set DEMO_DIR in production"
+    );
     Router::new()
         .route("/demo", get(|| async { Redirect::permanent("/demo/") }))
         .route("/demo/token", post(token::<A>))

@@ -67,6 +67,7 @@ pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
         .route("/api/rooms/{roomId}/leave", post(server_api::leave::<A>))
         .route("/api/rooms/{roomId}/members", get(server_api::members::<A>))
         .route("/api/rooms/{roomId}/messages", get(server_api::messages::<A>))
+        .route("/", get(health::index::<A>))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz::<A>))
         .route("/metrics", get(health::metrics::<A>))

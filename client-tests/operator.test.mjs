@@ -1,0 +1,361 @@
+// What an operator meets (issue 16, points 2, 3 and 5): start-up refusals that name the
+// variable (exit 2), `.env` read from the working directory only and refused when a line does
+// not parse, the DEMO_DIR warning, MIGRATE_ON_START=false, DATABASE_MAX_CONNECTIONS, `token`
+// where no secret exists, `sio-gateway config` with secrets masked, the `/` index, and
+// /readyz: a Redis outage is degraded (200, named) unless READYZ_REQUIRE_REDIS=true, and a
+// hanging database is 503 within a second.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, it, before, after, BIN, spawnGateway, waitExit, startGateway, until } from "./fixture.mjs";
+import {
+  requirePostgres, createDatabase, RedisServer, TcpProxy, stablePort, withHostPort, psql, readyz,
+} from "./cluster-fixture.mjs";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const SECRET = "s".repeat(48);
+const tmpDir = (prefix) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+
+// Runs `<bin> args` in `cwd` with exactly `env` (plus PATH and HOME), bounded.
+function run(args, { cwd, env = {} }) {
+  const r = spawnSync(BIN, args, {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    encoding: "utf8",
+    timeout: 20000,
+  });
+  return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+// Parses `NAME=value` lines of `sio-gateway config`.
+function parseConfig(stdout) {
+  return Object.fromEntries(
+    stdout
+      .split("\n")
+      .filter((l) => l.includes("="))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+}
+
+describe("start-up refusals (exit 2, the variable named)", () => {
+  let dir;
+  before(() => {
+    dir = tmpDir("sio-op-");
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("a CORS origin with a path, a zero per-user limit, missing folders and a bad pool size are refused", async () => {
+    const base = { DATABASE_URL: `sqlite://${path.join(dir, "g.db")}`, JWT_SECRET: SECRET, PORT: "0", HOST: "127.0.0.1" };
+    const missing = path.join(dir, "no-such-folder");
+    const cases = [
+      [{ CORS_ORIGINS: "https://app.example.com/" }, "CORS_ORIGINS"],
+      [{ CORS_ORIGINS: "https://ok.example, app.example.com" }, "CORS_ORIGINS"],
+      [{ SOCKET_MAX_CONNECTIONS_PER_USER: "0" }, "SOCKET_MAX_CONNECTIONS_PER_USER"],
+      [{ DEMO_DIR: missing }, "DEMO_DIR"],
+      [{ ADMIN_UI_DIR: missing }, "ADMIN_UI_DIR"],
+      [{ DATABASE_MAX_CONNECTIONS: "0" }, "DATABASE_MAX_CONNECTIONS"],
+      [{ DATABASE_MAX_CONNECTIONS: "ten" }, "DATABASE_MAX_CONNECTIONS"],
+      [{ MIGRATE_ON_START: "perhaps" }, "MIGRATE_ON_START"],
+      [{ READYZ_REQUIRE_REDIS: "perhaps" }, "READYZ_REQUIRE_REDIS"],
+    ];
+    for (const [env, named] of cases) {
+      const t0 = Date.now();
+      const proc = spawnGateway({ env: { PATH: process.env.PATH, ...base, ...env }, dir });
+      assert.equal(await waitExit(proc), 2, `${JSON.stringify(env)}: ${proc.logs()}`);
+      assert.match(proc.logs(), new RegExp(`configuration error: ${named}`), `${named} not named: ${proc.logs()}`);
+      assert.ok(Date.now() - t0 < 5000, `${named}: took ${Date.now() - t0} ms`);
+    }
+    // Nothing was served or created on the way out.
+    assert.ok(!fs.existsSync(path.join(dir, "g.db")), "the database was opened before the refusal");
+  });
+
+  it("a .env line that does not parse is refused naming the file and the line", async () => {
+    const cwd = tmpDir("sio-op-env-");
+    try {
+      fs.writeFileSync(path.join(cwd, ".env"), `# settings\nPORT=0\nJWT_SECRET ${SECRET}\nHOST=127.0.0.1\n`);
+      const proc = spawnGateway({ env: { PATH: process.env.PATH, DATABASE_URL: `sqlite://${path.join(cwd, "g.db")}` }, dir: cwd });
+      assert.equal(await waitExit(proc), 2, proc.logs());
+      assert.match(proc.logs(), /\.env: line 3 does not parse/, proc.logs());
+      assert.ok(!fs.existsSync(path.join(cwd, "sio-gateway.secret")), "a secret was generated anyway");
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it(".env is read from the working directory only, not from a parent folder", () => {
+    const parent = tmpDir("sio-op-parent-");
+    try {
+      const child = path.join(parent, "child");
+      fs.mkdirSync(child);
+      fs.writeFileSync(path.join(parent, ".env"), "REDIS_PREFIX=from-the-parent\n");
+      let r = run(["config"], { cwd: child });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(parseConfig(r.stdout).REDIS_PREFIX, "sio-gateway", r.stdout);
+      fs.writeFileSync(path.join(child, ".env"), "REDIS_PREFIX=from-here\n");
+      r = run(["config"], { cwd: child });
+      assert.equal(parseConfig(r.stdout).REDIS_PREFIX, "from-here", r.stdout);
+      // The environment still wins over the file.
+      r = run(["config"], { cwd: child, env: { REDIS_PREFIX: "from-env" } });
+      assert.equal(parseConfig(r.stdout).REDIS_PREFIX, "from-env", r.stdout);
+    } finally {
+      fs.rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the command line", () => {
+  it("`token` where no secret exists says so, exits non-zero and creates none", () => {
+    const cwd = tmpDir("sio-op-token-");
+    try {
+      const r = run(["token", "--sub", "alice"], { cwd, env: { DATABASE_URL: `sqlite://${path.join(cwd, "g.db")}` } });
+      assert.notEqual(r.status, 0, r.stdout);
+      assert.equal(r.stdout, "", "no token printed");
+      assert.match(r.stderr, /no JWT secret/);
+      assert.match(r.stderr, /JWT_SECRET/);
+      assert.deepEqual(fs.readdirSync(cwd), [], "token created files");
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it("`config` prints every variable with secrets masked, and --help points to it", () => {
+    const secrets = {
+      JWT_SECRET: "jwtsecret-".repeat(4),
+      API_KEYS: "apikey-one,apikey-two",
+      DATABASE_URL: "postgres://gw:dbpassword@db.internal:5432/gw",
+      REDIS_URL: "redis://:redispassword@cache.internal:6379",
+      PROXY_URL: "http://backend.internal/events",
+      PROXY_SECRET: "proxysecret-".repeat(3),
+      WEBHOOK_URL: "http://backend.internal/hooks",
+      WEBHOOK_SECRET: "webhooksecret-".repeat(3),
+      METRICS_TOKEN: "metricstoken-1",
+    };
+    const cwd = tmpDir("sio-op-config-");
+    try {
+      const r = run(["config"], { cwd, env: { ...secrets, DATABASE_MAX_CONNECTIONS: "17", PORT: "4100" } });
+      assert.equal(r.status, 0, r.stderr);
+      for (const [name, value] of Object.entries(secrets)) {
+        for (const part of value.split(/[,:@/]/).filter((p) => /secret|password|apikey|token/.test(p))) {
+          assert.ok(!r.stdout.includes(part), `${name}'s ${part} printed:\n${r.stdout}`);
+        }
+      }
+      const shown = parseConfig(r.stdout);
+      assert.equal(shown.JWT_SECRET, "***");
+      assert.equal(shown.API_KEYS, "***,***");
+      assert.equal(shown.DATABASE_URL, "postgres://gw:***@db.internal:5432/gw");
+      assert.equal(shown.REDIS_URL, "redis://:***@cache.internal:6379");
+      assert.equal(shown.PROXY_SECRET, "***");
+      assert.equal(shown.WEBHOOK_SECRET, "***");
+      assert.equal(shown.METRICS_TOKEN, "***");
+      assert.equal(shown.DATABASE_MAX_CONNECTIONS, "17");
+      assert.equal(shown.PORT, "4100");
+      assert.equal(shown.MIGRATE_ON_START, "true");
+      assert.equal(shown.READYZ_REQUIRE_REDIS, "false");
+      // Every variable of .env.example is listed.
+      const documented = [...fs.readFileSync(path.join(repo, ".env.example"), "utf8").matchAll(/^# ([A-Z][A-Z0-9_]+)=/gm)]
+        .map((m) => m[1])
+        .filter((n) => n !== "RUST_LOG");
+      for (const name of documented) assert.ok(name in shown, `${name} missing from config:\n${r.stdout}`);
+      const help = run(["--help"], { cwd });
+      assert.equal(help.status, 0);
+      assert.match(help.stdout, /sio-gateway config/);
+      assert.match(help.stdout, /\bconfig\b.*effective configuration/i);
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("serving", () => {
+  it("GET / is a JSON index; the demo link and a loud warning only with DEMO_DIR", async () => {
+    const version = fs.readFileSync(path.join(repo, "Cargo.toml"), "utf8").match(/^version = "([^"]+)"/m)[1];
+    const plain = await startGateway();
+    const demoDir = tmpDir("sio-op-demo-");
+    let demo;
+    try {
+      const res = await fetch(`${plain.url}/`);
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), {
+        name: "sio-gateway",
+        version,
+        links: { healthz: "/healthz", readyz: "/readyz", metrics: "/metrics" },
+      });
+      assert.doesNotMatch(plain.logs(), /DEMO_DIR is set/);
+      demo = await startGateway({ DEMO_DIR: demoDir, ADMIN_UI_DIR: demoDir });
+      const body = await (await fetch(`${demo.url}/`)).json();
+      assert.equal(body.links.demo, "/demo/");
+      assert.equal(body.links.admin, "/admin-ui/");
+      await until(() => /DEMO_DIR is set.*ANY user.*never set DEMO_DIR in production/.test(demo.logs()), 3000, "the DEMO_DIR warning");
+      assert.match(demo.logs(), /WARN/);
+    } finally {
+      await plain.stop();
+      await demo?.stop();
+      fs.rmSync(demoDir, { recursive: true, force: true });
+    }
+  });
+
+  it("MIGRATE_ON_START=false refuses an unmigrated database naming the migration, and runs on a migrated one", async () => {
+    const cwd = tmpDir("sio-op-migrate-");
+    const env = {
+      PATH: process.env.PATH,
+      DATABASE_URL: `sqlite://${path.join(cwd, "g.db")}`,
+      JWT_SECRET: SECRET,
+      API_KEYS: "key-for-the-migration-test",
+      HOST: "127.0.0.1",
+      PORT: "0",
+      MIGRATE_ON_START: "false",
+    };
+    try {
+      const proc = spawnGateway({ env, dir: cwd });
+      assert.equal(await waitExit(proc), 2, proc.logs());
+      assert.match(proc.logs(), /MIGRATE_ON_START: migration 1 \(init\) is not applied/, proc.logs());
+      const m = run(["migrate"], { cwd, env });
+      assert.equal(m.status, 0, m.stderr);
+      const { PORT: _port, HOST: _host, ...rest } = env;
+      const gw = await startGateway(rest);
+      try {
+        assert.equal((await readyz(gw)).status, 200);
+        assert.equal((await fetch(`${gw.url}/api/notifications?limit=1`, { headers: { authorization: "Bearer nope" } })).status, 401);
+      } finally {
+        await gw.stop();
+      }
+    } finally {
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("readiness", () => {
+  it("Redis down: 200 degraded naming redis; 503 with READYZ_REQUIRE_REDIS=true; ok again once back", async () => {
+    const redis = new RedisServer(await stablePort());
+    await redis.start();
+    const dir = tmpDir("sio-op-ready-");
+    const common = { REDIS_URL: redis.url, REDIS_PREFIX: `sio-op-${path.basename(dir)}`, DATABASE_URL: `sqlite://${path.join(dir, "shared.db")}` };
+    const lenient = await startGateway(common);
+    const strict = await startGateway({ ...common, READYZ_REQUIRE_REDIS: "true" });
+    try {
+      for (const gw of [lenient, strict]) {
+        const r = await readyz(gw);
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.deepEqual(r.body, { status: "ok", checks: { database: "ok", redis: "ok" } });
+      }
+      await redis.stop();
+      const t0 = Date.now();
+      const degraded = await readyz(lenient);
+      assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+      assert.equal(degraded.status, 200, JSON.stringify(degraded.body));
+      assert.deepEqual(degraded.body, { status: "degraded", checks: { database: "ok", redis: "failing" }, failing: ["redis"] });
+      const refused = await readyz(strict);
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+      assert.equal(refused.body.error.code, "unavailable");
+      assert.equal(refused.body.error.message, "redis unavailable");
+      assert.deepEqual(refused.body.checks, { database: "ok", redis: "failing" });
+      await redis.start();
+      for (const gw of [lenient, strict]) {
+        await until(async () => (await readyz(gw)).body.status === "ok", 10000, `${gw.url} ready once Redis is back`);
+      }
+    } finally {
+      await lenient.stop();
+      await strict.stop();
+      await redis.stop("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a hanging database is 503 within a second, and ready again once it answers", async () => {
+    requirePostgres();
+    const pg = createDatabase();
+    const target = new URL(pg.url);
+    const proxy = new HoldingProxy(await stablePort(), () => ({ host: target.hostname, port: Number(target.port || 5432) }));
+    await proxy.start();
+    const gw = await startGateway({ DATABASE_URL: withHostPort(pg.url, "127.0.0.1", proxy.port) });
+    try {
+      assert.equal((await readyz(gw)).status, 200);
+      proxy.hold();
+      for (let i = 0; i < 3; i++) {
+        const t0 = Date.now();
+        const r = await readyz(gw, { timeoutMs: 5000 });
+        const took = Date.now() - t0;
+        assert.ok(took < 1000, `readyz took ${took} ms while the database hangs`);
+        assert.equal(r.status, 503, JSON.stringify(r.body));
+        assert.equal(r.body.checks.database, "failing");
+        assert.deepEqual(r.body.error.details, { database: ["no answer within 800 ms"] });
+      }
+      proxy.release();
+      await until(async () => (await readyz(gw)).status === 200, 15000, "readyz 200 once the database answers");
+    } finally {
+      await gw.stop();
+      await proxy.stop();
+      pg.drop();
+    }
+  });
+
+  it("DATABASE_MAX_CONNECTIONS bounds the PostgreSQL pool", async () => {
+    requirePostgres();
+    const pg = createDatabase();
+    const connections = () =>
+      Number(psql(pg.url, `SELECT count(*) FROM pg_stat_activity WHERE datname = '${pg.name}' AND pid <> pg_backend_pid()`));
+    const burst = async (gw) => {
+      const user = `pool-${path.basename(gw.dir)}`;
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          fetch(`${gw.url}/api/notifications`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${gw.apiKey}`, "content-type": "application/json" },
+            body: JSON.stringify({ userId: user, type: "t", title: "pool", message: `n${i}`, data: { i } }),
+          }).then((r) => assert.equal(r.status, 201)),
+        ),
+      );
+    };
+    try {
+      const small = await startGateway({ DATABASE_URL: pg.url, DATABASE_MAX_CONNECTIONS: "2" });
+      try {
+        await burst(small);
+        const n = connections();
+        assert.ok(n >= 1 && n <= 2, `${n} connections with DATABASE_MAX_CONNECTIONS=2`);
+      } finally {
+        await small.stop();
+      }
+      await until(() => connections() === 0, 5000, "the first node's connections closed");
+      const large = await startGateway({ DATABASE_URL: pg.url });
+      try {
+        await burst(large);
+        const n = connections();
+        assert.ok(n > 2 && n <= 10, `${n} connections with the default pool: the burst does not need more than 2`);
+      } finally {
+        await large.stop();
+      }
+    } finally {
+      pg.drop();
+    }
+  });
+});
+
+// A TCP proxy that can hold every byte in both directions (a database that hangs: its
+// connections stay open, nothing answers) and let them through later in order.
+class HoldingProxy extends TcpProxy {
+  holding = false;
+  held = [];
+
+  forward(from, to) {
+    from.on("data", (chunk) => {
+      if (this.holding) this.held.push([to, chunk]);
+      else if (!to.destroyed) to.write(chunk);
+    });
+    from.on("end", () => to.end());
+  }
+
+  hold() {
+    this.holding = true;
+  }
+
+  release() {
+    const held = this.held;
+    this.held = [];
+    for (const [to, chunk] of held) if (!to.destroyed) to.write(chunk);
+    this.holding = false;
+  }
+}
