@@ -251,6 +251,9 @@ function cpuMeter(pids) {
 
 const r3 = (x) => Math.round(x * 1000) / 1000;
 
+// The 1-minute load average: other work on the machine during a phase shows here.
+const loadavg = () => Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+
 function latency(samples) {
   if (samples.length === 0) return { count: 0, p50_ms: null, p90_ms: null, p99_ms: null, max_ms: null, mean_ms: null };
   const s = Float64Array.from(samples).sort();
@@ -590,6 +593,7 @@ async function overheadRound(o, fx, { webhooks, receiver, round }) {
     token: (sub) => fx.token(sub, { secret: gw.jwtSecret, ttlSecs: 3600 }),
   };
   const sockets = [];
+  const loadStart = loadavg();
   try {
     if (webhooks) await fetch(`${webhooks.base}/reset`, { method: 'POST' });
     const tag = `${round}${label}${randomBytes(2).toString('hex')}`;
@@ -624,7 +628,8 @@ async function overheadRound(o, fx, { webhooks, receiver, round }) {
     const metrics = await webhookMetrics(gw.url);
     const receiverStats = webhooks ? await fetch(`${webhooks.base}/stats`).then((r) => r.json()) : null;
     return {
-      round, webhooks: label, connect, connect_settle: connectSettle, send, send_settle: sendSettle,
+      round, webhooks: label, loadavg_start: loadStart, loadavg_end: loadavg(),
+      connect, connect_settle: connectSettle, send, send_settle: sendSettle,
       webhook_deliveries: metrics.deliveries, receiver: receiverStats,
     };
   } finally {
@@ -689,6 +694,7 @@ async function drain(o, fx) {
   let receiver = null;
   try {
     const B = o.backlog;
+    const loadStart = loadavg();
     // The outage: the receiver is down; B events wait.
     const outage = o.outageSecs > 0;
     const inserted = insertBacklog(gw.db, B, outage ? Date.now() : Date.now() + 3600_000);
@@ -725,6 +731,7 @@ async function drain(o, fx) {
     await sleep(5500);
     const after = await webhookMetrics(gw.url);
     return {
+      loadavg_start: loadStart, loadavg_end: loadavg(),
       backlog: B, mode: outage ? `after ${o.outageSecs} s of failed tries` : 'all due at once',
       insert: inserted, made_due: made && { secs: made.secs },
       outage: outageInfo,
@@ -868,7 +875,8 @@ function summarize(rounds) {
   for (const [k, f] of Object.entries(metrics)) {
     const off = pick('off', f);
     const on = pick('on', f);
-    out[k] = { off: median(off), on: median(on), off_rounds: off, on_rounds: on };
+    const m = (xs) => (median(xs) == null ? null : r3(median(xs)));
+    out[k] = { off: m(off), on: m(on), off_rounds: off, on_rounds: on };
   }
   out.connect_rate_on_over_off = out.connects_per_sec.off ? r3(out.connects_per_sec.on / out.connects_per_sec.off) : null;
   out.send_p99_on_minus_off_ms = out.send_p99_ms.on != null && out.send_p99_ms.off != null ? r3(out.send_p99_ms.on - out.send_p99_ms.off) : null;
@@ -889,9 +897,9 @@ function printTables(r) {
   if (r.rounds.length) {
     console.log('');
     console.log(table(
-      ['round', 'webhooks', 'connects/s', 'handshake p50 / p99 ms', 'gw µs/connect', 'gw % / client % (connect)', 'send p50 / p99 ms', 'gw µs/message', 'gw % / client % (send)', 'delivered'],
+      ['round', 'webhooks', 'load', 'connects/s', 'handshake p50 / p99 ms', 'gw µs/connect', 'gw % / client % (connect)', 'send p50 / p99 ms', 'gw µs/message', 'gw % / client % (send)', 'delivered'],
       r.rounds.map((x) => [
-        x.round, x.webhooks, x.connect.connects_per_sec, `${x.connect.handshake.p50_ms} / ${x.connect.handshake.p99_ms}`,
+        x.round, x.webhooks, `${x.loadavg_start}→${x.loadavg_end}`, x.connect.connects_per_sec, `${x.connect.handshake.p50_ms} / ${x.connect.handshake.p99_ms}`,
         x.connect.gateway_cpu_us_per_connect, `${x.connect.cpu.gateway?.percent} / ${x.connect.cpu.client?.percent}`,
         `${x.send.rtt.p50_ms} / ${x.send.rtt.p99_ms}`, x.send.gateway_cpu_us_per_message,
         `${x.send.cpu.gateway?.percent} / ${x.send.cpu.client?.percent}`,
