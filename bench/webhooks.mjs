@@ -62,6 +62,7 @@ function receiverChild() {
   const secret = process.env.WEBHOOK_SECRET;
   const status = Number(process.env.RECEIVER_STATUS ?? 200);
   const answer = process.env.RECEIVER_BODY ?? '{}';
+  const delayMs = Number(process.env.RECEIVER_DELAY_MS ?? 0);
   let seen = new Set();
   const fresh = () => ({ calls: 0, events: 0, duplicates: 0, bad_signatures: 0, connections: 0, by_type: {}, last_at_ms: null });
   let stats = fresh();
@@ -98,7 +99,9 @@ function receiverChild() {
         stats.by_type[event.type] = (stats.by_type[event.type] ?? 0) + 1;
       }
       stats.last_at_ms = Date.now();
-      res.writeHead(status, { 'Content-Type': 'application/json' }).end(answer);
+      const reply = () => res.writeHead(status, { 'Content-Type': 'application/json' }).end(answer);
+      if (delayMs > 0) setTimeout(reply, delayMs);
+      else reply();
     });
   });
   server.on('connection', () => stats.connections++);
@@ -124,6 +127,9 @@ function usage() {
   --outage-secs S         drain after S seconds of failed tries instead of all due at once (default 0)
   --receiver-status N     the receiver's answer status (default 200)
   --receiver-body TEXT    the receiver's answer body (default '{}'; '' for none)
+  --receiver-delay-ms MS  the receiver answers after MS (default 0; 10000 or more: the gateway's
+                          calls time out, so the "on" rounds measure storing the events without
+                          their delivery; the rounds then do not wait for deliveries)
   --skip-overhead         only the drain
   --skip-drain            only the overhead rounds
   --no-pin                do not pin with taskset
@@ -136,7 +142,7 @@ function usage() {
 function parseArgs(argv) {
   const o = {
     quick: false, rounds: 3, connects: 5000, inFlight: 100, sockets: 1000, roomSize: 10, rate: 1000, secs: 10,
-    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', overhead: true, drain: true, pin: true,
+    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, overhead: true, drain: true, pin: true,
     jsonOnly: false,
   };
   const set = {};
@@ -161,6 +167,7 @@ function parseArgs(argv) {
       case '--outage-secs': set.outageSecs = num(0); break;
       case '--receiver-status': o.receiverStatus = Math.floor(num(100)); break;
       case '--receiver-body': o.receiverBody = argv[++i] ?? ''; break;
+      case '--receiver-delay-ms': o.receiverDelayMs = num(0); break;
       case '--skip-overhead': o.overhead = false; break;
       case '--skip-drain': o.drain = false; break;
       case '--no-pin': o.pin = false; break;
@@ -511,7 +518,7 @@ async function sendPhase(ctx, sockets, { rate, secs, name }) {
 // Waits until the receiver's count stops growing and the gateway reports nothing pending (the
 // gauge is refreshed every 5 s), bounded; resolves with what it saw.
 async function settleWebhooks(ctx, ms = 60000) {
-  if (!ctx.receiverUrl) return null;
+  if (!ctx.receiverUrl || ctx.undeliverable) return null;
   const t0 = now();
   let last = -1;
   let stableSince = now();
@@ -572,7 +579,7 @@ async function startReceiver(o, port, secret) {
   const rec = start(process.execPath, [fileURLToPath(import.meta.url), '--receiver'], {
     env: {
       ...o.baseEnv, PORT: String(port), WEBHOOK_SECRET: secret,
-      RECEIVER_STATUS: String(o.receiverStatus), RECEIVER_BODY: o.receiverBody,
+      RECEIVER_STATUS: String(o.receiverStatus), RECEIVER_BODY: o.receiverBody, RECEIVER_DELAY_MS: String(o.receiverDelayMs),
     },
     cpu: 1, pin: o.pin,
   });
@@ -590,6 +597,7 @@ async function overheadRound(o, fx, { webhooks, receiver, round }) {
   if (receiver) pids.receiver = receiver.child.pid;
   const ctx = {
     url: gw.url, target: gw.target, pids, receiverUrl: webhooks ? webhooks.base : null,
+    undeliverable: o.receiverDelayMs >= 10000,
     token: (sub) => fx.token(sub, { secret: gw.jwtSecret, ttlSecs: 3600 }),
   };
   const sockets = [];
@@ -812,7 +820,7 @@ async function main() {
     config: {
       rounds: o.rounds, connects: o.connects, in_flight: o.inFlight, sockets: o.sockets, room_size: o.roomSize,
       rate: o.rate, secs: o.secs, backlog: o.backlog, outage_secs: o.outageSecs,
-      receiver: `node:http, verifies the signature, answers ${o.receiverStatus} ${JSON.stringify(o.receiverBody)}`,
+      receiver: `node:http, verifies the signature, answers ${o.receiverStatus} ${JSON.stringify(o.receiverBody)}${o.receiverDelayMs ? ` after ${o.receiverDelayMs} ms` : ''}`,
       quick: o.quick,
     },
     rounds: [],
