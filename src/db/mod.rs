@@ -141,8 +141,13 @@ impl Db {
         .await
         {
             Ok(v) => v,
-            // No migration table: nothing was ever applied.
-            Err(sqlx::Error::Database(_)) => Vec::new(),
+            // No migration table (PostgreSQL's undefined_table, SQLite's "no such table"):
+            // nothing was ever applied. Any other error (no right to read it) is said as is.
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("42P01") || e.message().contains("no such table") =>
+            {
+                Vec::new()
+            }
             Err(e) => return Err(format!("cannot read the applied migrations: {e}")),
         };
         match migrator
