@@ -2,7 +2,7 @@
 // variable (exit 2), `.env` read from the working directory only and refused when a line does
 // not parse, the DEMO_DIR warning, MIGRATE_ON_START=false, DATABASE_MAX_CONNECTIONS, `token`
 // where no secret exists, `sio-gateway config` with secrets masked, the `/` index, and
-// /readyz: a Redis outage is degraded (200, named) unless READYZ_REQUIRE_REDIS=true, and a
+// /readyz: a Redis outage is 503 naming it (200 degraded with READYZ_REQUIRE_REDIS=false), and a
 // hanging database is 503 within a second.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -154,7 +154,7 @@ describe("the command line", () => {
       assert.equal(shown.DATABASE_MAX_CONNECTIONS, "17");
       assert.equal(shown.PORT, "4100");
       assert.equal(shown.MIGRATE_ON_START, "true");
-      assert.equal(shown.READYZ_REQUIRE_REDIS, "false");
+      assert.equal(shown.READYZ_REQUIRE_REDIS, "true");
       // Every variable of .env.example is listed.
       const documented = [...fs.readFileSync(path.join(repo, ".env.example"), "utf8").matchAll(/^# ([A-Z][A-Z0-9_]+)=/gm)]
         .map((m) => m[1])
@@ -279,13 +279,13 @@ describe("MIGRATE_ON_START=false on PostgreSQL", () => {
 });
 
 describe("readiness", () => {
-  it("Redis down: 200 degraded naming redis; 503 with READYZ_REQUIRE_REDIS=true; ok again once back", async () => {
+  it("Redis down: 503 naming redis by default; 200 degraded with READYZ_REQUIRE_REDIS=false; ok again once back", async () => {
     const redis = new RedisServer(await stablePort());
     await redis.start();
     const dir = tmpDir("sio-op-ready-");
     const common = { REDIS_URL: redis.url, REDIS_PREFIX: `sio-op-${path.basename(dir)}`, DATABASE_URL: `sqlite://${path.join(dir, "shared.db")}` };
-    const lenient = await startGateway(common);
-    const strict = await startGateway({ ...common, READYZ_REQUIRE_REDIS: "true" });
+    const lenient = await startGateway({ ...common, READYZ_REQUIRE_REDIS: "false" });
+    const strict = await startGateway(common);
     try {
       for (const gw of [lenient, strict]) {
         const r = await readyz(gw);

@@ -162,8 +162,8 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// Redis for the scale-out adapter (`REDIS_URL`); `None` means one node, in memory.
     pub redis_url: Option<String>,
-    /// `/readyz` answers 503 while Redis is down (`READYZ_REQUIRE_REDIS`); by default a
-    /// Redis outage is reported as degraded, with 200.
+    /// `/readyz` answers 503 while Redis is down (`READYZ_REQUIRE_REDIS`, default true as the
+    /// contract says); false reports a Redis outage as degraded, with 200.
     pub readyz_require_redis: bool,
     /// Prefix of every Redis channel and key, to share one Redis between deployments
     /// (`REDIS_PREFIX`).
@@ -319,7 +319,7 @@ impl Config {
             },
             migrate_on_start: parse_bool(&get, "MIGRATE_ON_START", true)?,
             redis_url: get("REDIS_URL"),
-            readyz_require_redis: parse_bool(&get, "READYZ_REQUIRE_REDIS", false)?,
+            readyz_require_redis: parse_bool(&get, "READYZ_REQUIRE_REDIS", true)?,
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "sio-gateway".into()),
             jwt_key,
             jwt_leeway_secs: parse(&get, "JWT_LEEWAY_SECS", 5)?,
@@ -952,9 +952,9 @@ mod tests {
     #[test]
     fn migrate_on_start_and_readyz_require_redis_are_booleans() {
         let c = cfg(&[]).unwrap();
-        assert!(c.migrate_on_start && !c.readyz_require_redis);
-        let c = cfg(&[("MIGRATE_ON_START", "false"), ("READYZ_REQUIRE_REDIS", "true")]).unwrap();
-        assert!(!c.migrate_on_start && c.readyz_require_redis);
+        assert!(c.migrate_on_start && c.readyz_require_redis);
+        let c = cfg(&[("MIGRATE_ON_START", "false"), ("READYZ_REQUIRE_REDIS", "false")]).unwrap();
+        assert!(!c.migrate_on_start && !c.readyz_require_redis);
         for name in ["MIGRATE_ON_START", "READYZ_REQUIRE_REDIS"] {
             let err = cfg(&[(name, "maybe")]).err().unwrap().to_string();
             assert!(err.starts_with(name), "{err}");

@@ -37,10 +37,10 @@ async fn check(ping: impl Future<Output = bool>) -> Option<&'static str> {
     }
 }
 
-/// 200 when the database and Redis (if configured) answer. A failing database is 503 naming
-/// it. A failing Redis alone is *degraded*: 200 with `status: "degraded"` and the check named,
-/// since the node still serves its own sockets (and delivers across nodes through the
-/// database); 503 instead with `READYZ_REQUIRE_REDIS=true`. Both checks run at once, each
+/// 200 when the database and Redis (if configured) answer, else 503 naming the failing check
+/// (contract section 6). With `READYZ_REQUIRE_REDIS=false` a failing Redis alone is *degraded*:
+/// 200 with `status: "degraded"` and the check named, since the node still serves its own
+/// sockets (and delivers across nodes through the database). Both checks run at once, each
 /// bounded by [`CHECK_TIMEOUT`].
 pub async fn readyz<A: Adapter>(State(st): State<HttpState<A>>) -> Response {
     let (database, redis) = tokio::join!(check(st.app.db.ping()), async {
