@@ -130,6 +130,8 @@ function usage() {
   --receiver-delay-ms MS  the receiver answers after MS (default 0; 10000 or more: the gateway's
                           calls time out, so the "on" rounds measure storing the events without
                           their delivery; the rounds then do not wait for deliveries)
+  --gateway-env K=V       an extra variable for every gateway started (repeatable; e.g.
+                          DATABASE_MAX_CONNECTIONS=1)
   --skip-overhead         only the drain
   --skip-drain            only the overhead rounds
   --no-pin                do not pin with taskset
@@ -142,7 +144,7 @@ function usage() {
 function parseArgs(argv) {
   const o = {
     quick: false, rounds: 3, connects: 5000, inFlight: 100, sockets: 1000, roomSize: 10, rate: 1000, secs: 10,
-    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, overhead: true, drain: true, pin: true,
+    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, gatewayEnv: {}, overhead: true, drain: true, pin: true,
     jsonOnly: false,
   };
   const set = {};
@@ -168,6 +170,12 @@ function parseArgs(argv) {
       case '--receiver-status': o.receiverStatus = Math.floor(num(100)); break;
       case '--receiver-body': o.receiverBody = argv[++i] ?? ''; break;
       case '--receiver-delay-ms': o.receiverDelayMs = num(0); break;
+      case '--gateway-env': {
+        const kv = argv[++i] ?? '';
+        if (!kv.includes('=')) throw new Error('--gateway-env: expected K=V');
+        o.gatewayEnv[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+        break;
+      }
       case '--skip-overhead': o.overhead = false; break;
       case '--skip-drain': o.drain = false; break;
       case '--no-pin': o.pin = false; break;
@@ -555,6 +563,7 @@ function gatewayEnv(o, dir, port, jwtSecret, webhooks) {
     SOCKET_MAX_CONNECTIONS_PER_USER: '100000',
     SOCKET_MAX_TOTAL_CONNECTIONS: '1000000',
     IDLE_TIMEOUT_SECS: '0',
+    ...o.gatewayEnv,
   };
   if (webhooks) Object.assign(env, { WEBHOOK_URL: webhooks.url, WEBHOOK_SECRET: webhooks.secret });
   return env;
@@ -819,7 +828,7 @@ async function main() {
     },
     config: {
       rounds: o.rounds, connects: o.connects, in_flight: o.inFlight, sockets: o.sockets, room_size: o.roomSize,
-      rate: o.rate, secs: o.secs, backlog: o.backlog, outage_secs: o.outageSecs,
+      rate: o.rate, secs: o.secs, backlog: o.backlog, outage_secs: o.outageSecs, gateway_env: o.gatewayEnv,
       receiver: `node:http, verifies the signature, answers ${o.receiverStatus} ${JSON.stringify(o.receiverBody)}${o.receiverDelayMs ? ` after ${o.receiverDelayMs} ms` : ''}`,
       quick: o.quick,
     },
