@@ -135,6 +135,7 @@ function usage() {
   --skip-overhead         only the drain
   --skip-drain            only the overhead rounds
   --no-pin                do not pin with taskset
+  --receiver-cpu N        the CPU the receiver is pinned to (default 1, beside this client; 0: beside the gateway)
   --json-only             print only the JSON line
 
   SIO_GATEWAY_BIN         the gateway binary (default target/release/sio-gateway)
@@ -144,7 +145,7 @@ function usage() {
 function parseArgs(argv) {
   const o = {
     quick: false, rounds: 3, connects: 5000, inFlight: 100, sockets: 1000, roomSize: 10, rate: 1000, secs: 10,
-    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, gatewayEnv: {}, overhead: true, drain: true, pin: true,
+    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, gatewayEnv: {}, overhead: true, drain: true, pin: true, receiverCpu: 1,
     jsonOnly: false,
   };
   const set = {};
@@ -179,6 +180,7 @@ function parseArgs(argv) {
       case '--skip-overhead': o.overhead = false; break;
       case '--skip-drain': o.drain = false; break;
       case '--no-pin': o.pin = false; break;
+      case '--receiver-cpu': set.receiverCpu = num(0); break;
       case '--json-only': o.jsonOnly = true; break;
       default: throw new Error(`unknown option ${a} (see --help)`);
     }
@@ -590,7 +592,7 @@ async function startReceiver(o, port, secret) {
       ...o.baseEnv, PORT: String(port), WEBHOOK_SECRET: secret,
       RECEIVER_STATUS: String(o.receiverStatus), RECEIVER_BODY: o.receiverBody, RECEIVER_DELAY_MS: String(o.receiverDelayMs),
     },
-    cpu: 1, pin: o.pin,
+    cpu: o.receiverCpu, pin: o.pin,
   });
   await until(() => rec.out.includes('"listening"'), 10000, 'receiver listening', rec);
   return rec;
@@ -824,7 +826,7 @@ async function main() {
     git_dirty_src: (sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'migrations', 'Cargo.toml', 'Cargo.lock']) ?? '') !== '',
     machine: {
       cpus: ncpu, cpu_model: cpuModel, node: process.version,
-      pinning: o.pin ? 'gateway on CPU 0; client (this process) and receiver on CPU 1' : 'none (--no-pin)',
+      pinning: o.pin ? `gateway on CPU 0; client (this process) on CPU 1; receiver on CPU ${o.receiverCpu}` : 'none (--no-pin)',
     },
     config: {
       rounds: o.rounds, connects: o.connects, in_flight: o.inFlight, sockets: o.sockets, room_size: o.roomSize,

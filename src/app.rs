@@ -26,7 +26,7 @@ use crate::{
     admin, auth,
     cluster::{self, Cluster, ManagedDriver},
     config::{Config, JwtKeySource, ParserKind},
-    db::{Db, notifications::Notification},
+    db::{Db, notifications::Notification, outbox::Claimed},
     http::handshake_copy,
     http::{self, HttpState},
     node::{AppState, BackendLinks},
@@ -36,6 +36,8 @@ use crate::{
     socket, telemetry,
     webhooks::{Recorder, Webhooks},
 };
+
+use tokio::sync::mpsc;
 
 /// Boxed error for start-up failures; their messages name what to fix.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
@@ -139,8 +141,8 @@ pub async fn serve(
     };
     let (webhooks, recorder) = match cfg.webhooks.clone() {
         Some(hooks) => {
-            let (hooks, recorder) = Webhooks::start(hooks, db.clone());
-            (Some(hooks), Some(recorder))
+            let (hooks, recorder, handed) = Webhooks::start(hooks, db.clone(), &secrets::random_hex(8));
+            (Some(hooks), Some((recorder, handed)))
         }
         None => (None, None),
     };
@@ -272,7 +274,7 @@ async fn finish<A: Adapter>(
     layer: SocketIoLayer<A>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    recorder: Option<Recorder>,
+    recorder: Option<(Recorder, mpsc::Receiver<Claimed>)>,
 ) -> Result<(), StartError> {
     let router = http::router(HttpState {
         app: state.clone(),
@@ -290,14 +292,13 @@ async fn finish<A: Adapter>(
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
     let repairs = tokio::spawn(delivery::run(io.clone(), state.clone()));
     let checkpoints = state.db.start_checkpoints();
-    let webhook_owner = secrets::random_hex(8);
-    let webhook_delivery = state.webhooks.clone().map(|hooks| {
-        tokio::spawn(crate::webhooks::delivery::run(
-            hooks,
-            state.db.clone(),
-            webhook_owner.clone(),
-        ))
-    });
+    let (recorder, mut webhook_delivery) = match (state.webhooks.clone(), recorder) {
+        (Some(hooks), Some((recorder, handed))) => (
+            Some(recorder),
+            Some(crate::webhooks::delivery::start(hooks, state.db.clone(), handed)),
+        ),
+        _ => (None, None),
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, database = ?state.db.backend(), "sio-gateway listening");
 
@@ -366,12 +367,8 @@ async fn finish<A: Adapter>(
         }
         // Calls in flight are abandoned; their rows are due again at once, for the next node
         // (or this one restarted) to deliver.
-        if let Some(task) = &webhook_delivery {
-            task.abort();
-            let release = crate::db::outbox::release_leases(&state.db, &webhook_owner);
-            if let Ok(Err(e)) = tokio::time::timeout_at(deadline, release).await {
-                e.body();
-            }
+        if let Some(delivery) = webhook_delivery.take() {
+            delivery.stop(deadline).await;
         }
         if let Some(cluster) = &state.cluster {
             let _ = tokio::time::timeout_at(deadline, cluster.leave()).await;
@@ -382,8 +379,8 @@ async fn finish<A: Adapter>(
     }
     sweeper.abort();
     repairs.abort();
-    if let Some(task) = webhook_delivery {
-        task.abort();
+    if let Some(delivery) = webhook_delivery {
+        delivery.abort();
     }
     tracing::info!("stopped");
     Ok(())

@@ -78,13 +78,16 @@ async fn check_message_pages(db: &Db) {
     let mut ids = Vec::new();
     for i in 0..5 {
         ids.push(
-            messages::insert(db, "r", "u", &format!("m{i}"), false)
+            messages::insert(db, "r", "u", &format!("m{i}"), Default::default())
                 .await
                 .unwrap()
+                .0
                 .id,
         );
     }
-    messages::insert(db, "other", "u", "x", false).await.unwrap();
+    messages::insert(db, "other", "u", "x", Default::default())
+        .await
+        .unwrap();
     let (page, more) = messages::page(db, "r", None, 2).await.unwrap();
     assert_eq!(page.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m4", "m3"]);
     assert!(more);
@@ -132,12 +135,16 @@ async fn check_notification_read_state(db: &Db) {
         (1, Some(bobs.as_str()))
     );
 
-    let (updated, owned) =
-        notifications::mark_read(db, "alice", &[ids[0].clone(), bobs.clone(), ids[0].clone()], false)
-            .await
-            .unwrap();
+    let (updated, owned, _) = notifications::mark_read(
+        db,
+        "alice",
+        &[ids[0].clone(), bobs.clone(), ids[0].clone()],
+        Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!((updated, owned), (1, vec![ids[0].clone()]));
-    let (again, _) = notifications::mark_read(db, "alice", std::slice::from_ref(&ids[0]), false)
+    let (again, _, _) = notifications::mark_read(db, "alice", std::slice::from_ref(&ids[0]), Default::default())
         .await
         .unwrap();
     assert_eq!(again, 0, "already read rows do not count");
@@ -155,7 +162,13 @@ async fn check_notification_read_state(db: &Db) {
     assert_eq!(all.last().unwrap().id, ids[0]);
     assert!(all.last().unwrap().read);
 
-    assert_eq!(notifications::mark_all_read(db, "alice", false).await.unwrap(), 3);
+    assert_eq!(
+        notifications::mark_all_read(db, "alice", Default::default())
+            .await
+            .unwrap()
+            .0,
+        3
+    );
     assert_eq!(notifications::summary(db, "alice").await.unwrap().unread, 0);
     assert!(matches!(
         notifications::page(db, "alice", Some(&bobs), 10, false).await,
@@ -343,4 +356,41 @@ async fn outbox_leases_check(db: &Db) {
     assert_eq!(outbox::pending(db).await.unwrap(), 2);
     assert_eq!(outbox::prune(db, 3_000, 100).await.unwrap(), 1, "the delivered row");
     assert_eq!(outbox::prune(db, 3_000, 100).await.unwrap(), 0);
+
+    // Stored already leased to the node that stores it (and will deliver it at once): no other
+    // node claims it while the lease runs; batched "delivered" marks only the holder's rows.
+    let lease = outbox::Lease {
+        owner: "e".into(),
+        until_ms: 70_000,
+    };
+    let leased: Vec<NewEvent> = (0..2)
+        .map(|i| {
+            outbox::event_for(
+                outbox::Record::Leased(lease.clone()),
+                "room.joined",
+                serde_json::json!({ "i": i }),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(outbox::event_for(outbox::Record::Skip, "room.joined", serde_json::json!({})).is_none());
+    outbox::insert_all(db, &leased, 41_000).await.unwrap();
+    assert!(
+        outbox::claim(db, "f", 41_000, 30_000, 10).await.unwrap().is_empty(),
+        "leased at insert"
+    );
+    let leased_ids: Vec<String> = leased.iter().map(|e| e.id_and_time.0.clone()).collect();
+    assert_eq!(leased[0].claimed().lease_until_ms, 70_000);
+    assert_eq!(
+        outbox::finish_all(db, &leased_ids, "f", 42_000).await.unwrap(),
+        0,
+        "not f's"
+    );
+    assert_eq!(outbox::finish_all(db, &leased_ids, "e", 42_000).await.unwrap(), 2);
+    assert_eq!(
+        outbox::finish_all(db, &leased_ids, "e", 42_000).await.unwrap(),
+        0,
+        "done once"
+    );
+    assert_eq!(outbox::pending(db).await.unwrap(), 2, "d's two rows only");
 }

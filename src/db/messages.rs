@@ -32,9 +32,15 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
     })
 }
 
-/// Stores a message and returns it; with `record_event`, its `message.created` webhook event
-/// too, in the same transaction.
-pub async fn insert(db: &Db, room_id: &str, user_id: &str, text: &str, record_event: bool) -> Result<Message> {
+/// Stores a message and returns it, with its `message.created` webhook event when `record`
+/// asks for one (stored in the same transaction).
+pub async fn insert(
+    db: &Db,
+    room_id: &str,
+    user_id: &str,
+    text: &str,
+    record: outbox::Record,
+) -> Result<(Message, Option<outbox::NewEvent>)> {
     let (id, created_at) = new_id_and_time();
     let msg = Message {
         id,
@@ -50,16 +56,19 @@ pub async fn insert(db: &Db, room_id: &str, user_id: &str, text: &str, record_ev
             .bind(user_id)
             .bind(text)
             .bind(&msg.created_at);
-    if !record_event {
-        insert.execute(db.pool()).await?;
-        return Ok(msg);
-    }
-    let event = outbox::NewEvent::now("message.created", serde_json::to_value(&msg).unwrap_or_default());
-    let mut tx = db.pool().begin().await?;
+    let Some(event) = outbox::event_for(
+        record,
+        "message.created",
+        serde_json::to_value(&msg).unwrap_or_default(),
+    ) else {
+        insert.execute(db.writer()).await?;
+        return Ok((msg, None));
+    };
+    let mut tx = db.writer().begin().await?;
     insert.execute(&mut *tx).await?;
     outbox::insert_in(&mut tx, &event, crate::clock::unix_millis() as i64).await?;
     tx.commit().await?;
-    Ok(msg)
+    Ok((msg, Some(event)))
 }
 
 /// One page of a room's messages, newest first, older than `before` when given.

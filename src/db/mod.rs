@@ -3,6 +3,11 @@
 //!
 //! Queries are written once, in SQL both backends accept (`$1` placeholders, text ids, integer
 //! flags), and run through sqlx's `Any` driver. Each table has its own module.
+//!
+//! SQLite takes one writer at a time. Its writes go through a pool of their own with a single
+//! connection, so writers queue inside the process (in order, without sleeping) instead of
+//! contending for the file's write lock and backing off in SQLite's busy handler; reads keep
+//! the shared pool and run beside the writer (write-ahead log). On PostgreSQL both are one pool.
 
 pub mod messages;
 pub mod notifications;
@@ -36,6 +41,8 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Where writes go: a one-connection pool on SQLite, `pool` itself on PostgreSQL.
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -47,7 +54,7 @@ impl Db {
     }
 
     /// [`Db::connect`] with a pool of `max_connections` (`DATABASE_MAX_CONNECTIONS`); `None`
-    /// keeps the default: 10 for PostgreSQL, 4 for SQLite (one writer at a time anyway).
+    /// keeps the default: 10 for PostgreSQL, 4 readers for SQLite (plus its one writer).
     pub async fn connect_sized(url: &str, max_connections: Option<u32>) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         if let Some(path) = crate::config::sqlite_path(url)
@@ -73,35 +80,16 @@ impl Db {
             ));
         };
         let opts = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.unwrap_or(match backend {
-                Backend::Sqlite => 4,
-                Backend::Postgres => 10,
-            }))
-            .acquire_timeout(Duration::from_secs(5))
-            // A ping before each use costs a round trip to the connection's thread (SQLite)
-            // or to the server (PostgreSQL). A SQLite file does not go away under an open
-            // connection, so SQLite skips it; PostgreSQL keeps it to survive server restarts.
-            .test_before_acquire(backend == Backend::Postgres)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; several nodes may share
-                        // the file, so writers wait for each other instead of failing.
-                        // Checkpoints run in the background (see `start_checkpoints`); the
-                        // automatic one, in whichever commit crosses 1 000 pages of log, then
-                        // finds the frames already copied and has little left to do.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(opts)
-            .await?;
-        Ok(Self { pool, backend })
+        let size = max_connections.unwrap_or(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 10,
+        });
+        let pool = pool_options(backend, size).connect_with(opts.clone()).await?;
+        let writer = match backend {
+            Backend::Sqlite => pool_options(backend, 1).connect_with(opts).await?,
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Self { pool, writer, backend })
     }
 
     /// Applies the pending migrations of this backend. Nodes sharing one SQLite file may
@@ -114,7 +102,7 @@ impl Db {
         };
         let mut attempt = 0;
         loop {
-            match migrator.run(&self.pool).await {
+            match migrator.run(&self.writer).await {
                 Ok(()) => return Ok(()),
                 Err(e) if self.backend == Backend::Sqlite && attempt < 5 => {
                     attempt += 1;
@@ -197,15 +185,50 @@ impl Db {
         self.backend
     }
 
-    /// The pool, for the table modules.
+    /// The pool for reads, for the table modules.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// The pool for writes (and reads inside a writing transaction), for the table modules.
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// Waits for in-flight queries and closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        tokio::join!(self.pool.close(), self.writer.close());
     }
+}
+
+/// The options of a pool of `size` connections to `backend`.
+fn pool_options(backend: Backend, size: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(5))
+        // A ping before each use costs a round trip to the connection's thread (SQLite)
+        // or to the server (PostgreSQL). A SQLite file does not go away under an open
+        // connection, so SQLite skips it; PostgreSQL keeps it to survive server restarts.
+        .test_before_acquire(backend == Backend::Postgres)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the one writer; several nodes may share
+                    // the file, so writers wait for each other instead of failing.
+                    // Checkpoints run in the background (see `start_checkpoints`). A busy
+                    // node writes more than SQLite's default 1 000 pages of log a second, and
+                    // then every commit past that mark would checkpoint (and fsync) itself;
+                    // the mark is raised so that only a background checkpoint that falls
+                    // behind leaves the work to a commit.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+                         PRAGMA wal_autocheckpoint = 16384;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// A new time-ordered id (UUIDv7) and the matching `createdAt` (RFC 3339 UTC, milliseconds).

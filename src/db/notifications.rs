@@ -5,7 +5,11 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{Backend, Db, created_at_of, finish_page, next_id_after, probe_limit};
+use super::{
+    Backend, Db, created_at_of, finish_page, next_id_after,
+    outbox::{self, NewEvent, Record},
+    probe_limit,
+};
 use crate::error::{AppError, Result};
 
 /// A stored notification, as clients and backends see it (and as it travels between nodes).
@@ -98,7 +102,7 @@ pub async fn insert(db: &Db, n: NewNotification) -> Result<Stored> {
     for _ in 0..INSERT_ATTEMPTS {
         let stored = match db.backend() {
             Backend::Postgres => {
-                let mut tx = db.pool().begin().await?;
+                let mut tx = db.writer().begin().await?;
                 sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 7))) AS locked")
                     .bind(&n.user_id)
                     .execute(&mut *tx)
@@ -109,7 +113,7 @@ pub async fn insert(db: &Db, n: NewNotification) -> Result<Stored> {
             }
             // No transaction: a deferred one would read first and could not take the write
             // lock afterwards once another writer committed; the insert's own check suffices.
-            Backend::Sqlite => insert_after_newest(&mut *db.pool().acquire().await?, &n, data.as_deref()).await?,
+            Backend::Sqlite => insert_after_newest(&mut *db.writer().acquire().await?, &n, data.as_deref()).await?,
         };
         if let Some(stored) = stored {
             return Ok(stored);
@@ -283,13 +287,18 @@ pub async fn heads_since(db: &Db, floor: &str) -> Result<Vec<(String, String)>> 
 }
 
 /// Marks the given ids of the user read. Returns how many went from unread to read, and
-/// which of the ids belong to the user (in request order, without repeats). With
-/// `record_event`, a `notifications.read` webhook event is stored in the same transaction
-/// when any changed.
-pub async fn mark_read(db: &Db, user_id: &str, ids: &[String], record_event: bool) -> Result<(u64, Vec<String>)> {
+/// which of the ids belong to the user (in request order, without repeats). When `record`
+/// asks for it and any changed, a `notifications.read` webhook event is stored in the same
+/// transaction, and returned.
+pub async fn mark_read(
+    db: &Db,
+    user_id: &str,
+    ids: &[String],
+    record: Record,
+) -> Result<(u64, Vec<String>, Option<NewEvent>)> {
     if ids.is_empty() {
         // `IN ()` is not SQL everywhere; nothing to mark either way.
-        return Ok((0, Vec::new()));
+        return Ok((0, Vec::new(), None));
     }
     let mut ids_unique: Vec<&String> = Vec::with_capacity(ids.len());
     for id in ids {
@@ -300,7 +309,7 @@ pub async fn mark_read(db: &Db, user_id: &str, ids: &[String], record_event: boo
     let placeholders: Vec<String> = (0..ids_unique.len()).map(|i| format!("${}", i + 2)).collect();
     let list = placeholders.join(", ");
 
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.writer().begin().await?;
     let select_sql = format!("SELECT id FROM notifications WHERE user_id = $1 AND id IN ({list})");
     let mut owned_q = sqlx::query(&select_sql).bind(user_id);
     for id in &ids_unique {
@@ -324,35 +333,45 @@ pub async fn mark_read(db: &Db, user_id: &str, ids: &[String], record_event: boo
         .filter(|id| owned.contains(id))
         .cloned()
         .collect();
-    if record_event && updated > 0 {
+    let mut event = None;
+    if updated > 0 {
         let data = serde_json::json!({ "userId": user_id, "ids": owned_in_order });
-        record_read(&mut tx, data).await?;
+        event = record_read(&mut tx, record, data).await?;
     }
     tx.commit().await?;
-    Ok((updated, owned_in_order))
+    Ok((updated, owned_in_order, event))
 }
 
-/// Marks every notification of the user read; returns how many changed. With
-/// `record_event`, a `notifications.read` webhook event is stored in the same transaction
-/// when any did.
-pub async fn mark_all_read(db: &Db, user_id: &str, record_event: bool) -> Result<u64> {
-    let mut tx = db.pool().begin().await?;
+/// Marks every notification of the user read; returns how many changed. When `record` asks
+/// for it and any did, a `notifications.read` webhook event is stored in the same
+/// transaction, and returned.
+pub async fn mark_all_read(db: &Db, user_id: &str, record: Record) -> Result<(u64, Option<NewEvent>)> {
+    let mut tx = db.writer().begin().await?;
     let done = sqlx::query("UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0")
         .bind(user_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    if record_event && done > 0 {
-        record_read(&mut tx, serde_json::json!({ "userId": user_id, "all": true })).await?;
+    let mut event = None;
+    if done > 0 {
+        event = record_read(&mut tx, record, serde_json::json!({ "userId": user_id, "all": true })).await?;
     }
     tx.commit().await?;
-    Ok(done)
+    Ok((done, event))
 }
 
-/// Stores a `notifications.read` webhook event in the transaction of its change.
-async fn record_read(tx: &mut sqlx::AnyConnection, data: serde_json::Value) -> Result<()> {
-    let event = super::outbox::NewEvent::now("notifications.read", data);
-    super::outbox::insert_in(tx, &event, crate::clock::unix_millis() as i64).await
+/// Stores a `notifications.read` webhook event in the transaction of its change, as `record`
+/// says.
+async fn record_read(
+    tx: &mut sqlx::AnyConnection,
+    record: Record,
+    data: serde_json::Value,
+) -> Result<Option<NewEvent>> {
+    let Some(event) = outbox::event_for(record, "notifications.read", data) else {
+        return Ok(None);
+    };
+    outbox::insert_in(tx, &event, crate::clock::unix_millis() as i64).await?;
+    Ok(Some(event))
 }
 
 /// What `registered` tells about a user's notifications.

@@ -4,7 +4,11 @@
 //! Events are written in the transaction of the change that caused them where there is one
 //! (`message.created`, `notifications.read`), else in batches. A node claims due rows with a
 //! lease; on PostgreSQL `FOR UPDATE SKIP LOCKED` lets nodes claim side by side without waiting
-//! for each other, on SQLite the single writer makes the claim atomic.
+//! for each other, on SQLite the single writer makes the claim atomic. A node that will deliver
+//! an event at once stores it already leased to itself ([`Record::Leased`]), which saves the
+//! claim; deliveries are marked done in batches ([`finish_all`]).
+
+use std::sync::Arc;
 
 use sqlx::{AnyConnection, Row};
 
@@ -24,6 +28,29 @@ pub struct Claimed {
     pub data: String,
     /// Tries before this one.
     pub attempts: i64,
+    /// Until when the claim holds it (Unix milliseconds).
+    pub lease_until_ms: i64,
+}
+
+/// A lease taken when an event is stored: the node `owner` delivers it, until `until_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    /// The node's name in leases.
+    pub owner: Arc<str>,
+    /// Unix milliseconds.
+    pub until_ms: i64,
+}
+
+/// How a change stores its webhook event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Record {
+    /// No event: webhooks are off, or this type is not wanted.
+    #[default]
+    Skip,
+    /// Stored due, for the delivery loop of any node to claim.
+    Due,
+    /// Stored already leased to the node that stores it, which delivers it at once.
+    Leased(Lease),
 }
 
 /// An event to store: its type and `data`.
@@ -31,42 +58,77 @@ pub struct Claimed {
 pub struct NewEvent {
     /// The type.
     pub kind: &'static str,
-    /// The `data` object.
-    pub data: serde_json::Value,
+    /// The `data` object, as JSON text.
+    pub data: String,
     /// The event's id (UUIDv7) and `createdAt`, taken when it happened.
     pub id_and_time: (String, String),
+    /// Stored leased to a node, or due for any.
+    pub lease: Option<Lease>,
 }
 
 impl NewEvent {
-    /// An event that happens now.
+    /// An event that happens now, stored due.
     pub fn now(kind: &'static str, data: serde_json::Value) -> Self {
         Self {
             kind,
-            data,
+            data: data.to_string(),
             id_and_time: new_id_and_time(),
+            lease: None,
+        }
+    }
+
+    /// The event as its delivery takes it (no try yet).
+    pub fn claimed(&self) -> Claimed {
+        Claimed {
+            id: self.id_and_time.0.clone(),
+            kind: self.kind.to_string(),
+            created_at: self.id_and_time.1.clone(),
+            data: self.data.clone(),
+            attempts: 0,
+            lease_until_ms: self.lease.as_ref().map_or(0, |l| l.until_ms),
         }
     }
 }
 
 /// A retried batch finds the rows it stored before its answer was lost: kept as they are.
-const INSERT: &str = "INSERT INTO webhook_outbox (id, type, created_at, data, next_attempt_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+const INSERT: &str = "INSERT INTO webhook_outbox (id, type, created_at, data, next_attempt_at, lease_owner, lease_until) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING";
 
 /// Stores one event on `conn` (inside the caller's transaction).
 pub async fn insert_in(conn: &mut AnyConnection, event: &NewEvent, now_ms: i64) -> Result<()> {
+    let (owner, until) = match &event.lease {
+        Some(lease) => (Some(lease.owner.to_string()), lease.until_ms),
+        None => (None, 0),
+    };
     sqlx::query(INSERT)
         .bind(&event.id_and_time.0)
         .bind(event.kind)
         .bind(&event.id_and_time.1)
-        .bind(event.data.to_string())
+        .bind(&event.data)
         .bind(now_ms)
+        .bind(owner)
+        .bind(until)
         .execute(conn)
         .await?;
     Ok(())
 }
 
+/// The event a change stores, per `record`: `None` for [`Record::Skip`].
+pub fn event_for(record: Record, kind: &'static str, data: serde_json::Value) -> Option<NewEvent> {
+    let lease = match record {
+        Record::Skip => return None,
+        Record::Due => None,
+        Record::Leased(lease) => Some(lease),
+    };
+    Some(NewEvent {
+        lease,
+        ..NewEvent::now(kind, data)
+    })
+}
+
 /// Stores events in one transaction.
 pub async fn insert_all(db: &Db, events: &[NewEvent], now_ms: i64) -> Result<()> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.writer().begin().await?;
     for event in events {
         insert_in(&mut tx, event, now_ms).await?;
     }
@@ -93,7 +155,7 @@ pub async fn claim(db: &Db, owner: &str, now_ms: i64, lease_ms: i64, limit: i64)
         .bind(now_ms + lease_ms)
         .bind(now_ms)
         .bind(limit)
-        .fetch_all(db.pool())
+        .fetch_all(db.writer())
         .await?;
     let mut claimed = rows
         .into_iter()
@@ -104,6 +166,7 @@ pub async fn claim(db: &Db, owner: &str, now_ms: i64, lease_ms: i64, limit: i64)
                 created_at: r.try_get("created_at")?,
                 data: r.try_get("data")?,
                 attempts: r.try_get("attempts")?,
+                lease_until_ms: now_ms + lease_ms,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -123,9 +186,28 @@ pub async fn finish(db: &Db, id: &str, owner: &str, now_ms: i64, outcome: &str) 
     .bind(outcome)
     .bind(id)
     .bind(owner)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Marks delivered the claimed events `ids` that `owner` still holds, in one statement; how
+/// many it marked.
+pub async fn finish_all(db: &Db, ids: &[String], owner: &str, now_ms: i64) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "UPDATE webhook_outbox SET done_at = $1, outcome = 'delivered', lease_owner = NULL, lease_until = 0 \
+         WHERE lease_owner = $2 AND done_at IS NULL AND id IN ({})",
+        list.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(now_ms).bind(owner);
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    Ok(query.execute(db.writer()).await?.rows_affected())
 }
 
 /// Schedules another try of a claimed event at `next_ms` and gives its lease back.
@@ -137,7 +219,7 @@ pub async fn retry_at(db: &Db, id: &str, owner: &str, next_ms: i64) -> Result<()
     .bind(next_ms)
     .bind(id)
     .bind(owner)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -149,7 +231,7 @@ pub async fn release_leases(db: &Db, owner: &str) -> Result<()> {
         "UPDATE webhook_outbox SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = $1 AND done_at IS NULL",
     )
     .bind(owner)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -170,7 +252,7 @@ pub async fn prune(db: &Db, before_ms: i64, limit: i64) -> Result<u64> {
     )
     .bind(before_ms)
     .bind(limit)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     Ok(done.rows_affected())
 }

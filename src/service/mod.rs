@@ -67,20 +67,20 @@ pub enum ReadEvent {
 
 /// Marks notifications read and tells every socket of the user. Returns the rows changed.
 pub async fn mark_read<A: Adapter>(st: &AppState, io: &SocketIo<A>, user_id: &str, req: MarkRead) -> Result<u64> {
-    let hooks = st.webhooks_for("notifications.read");
-    let record = hooks.is_some();
-    let (updated, event) = match req {
+    let storing = st.webhooks_for("notifications.read").map(|hooks| hooks.before_store());
+    let record = storing.as_ref().map(|s| s.record()).unwrap_or_default();
+    let (updated, event, stored) = match req {
         MarkRead::Ids(ids) => {
-            let (updated, owned) = notifications::mark_read(&st.db, user_id, &ids, record).await?;
-            (updated, ReadEvent::Ids { ids: owned })
+            let (updated, owned, stored) = notifications::mark_read(&st.db, user_id, &ids, record).await?;
+            (updated, ReadEvent::Ids { ids: owned }, stored)
         }
-        MarkRead::All => (
-            notifications::mark_all_read(&st.db, user_id, record).await?,
-            ReadEvent::All { all: true },
-        ),
+        MarkRead::All => {
+            let (updated, stored) = notifications::mark_all_read(&st.db, user_id, record).await?;
+            (updated, ReadEvent::All { all: true }, stored)
+        }
     };
-    if let Some(hooks) = hooks.filter(|_| updated > 0) {
-        hooks.stored.notify_one();
+    if let Some(storing) = storing {
+        storing.stored(stored);
     }
     let Some(ns) = default_ns(io) else { return Ok(updated) };
     if let Err(e) = ns.within(user_room(user_id)).emit("notificationsRead", &event).await {

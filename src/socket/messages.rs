@@ -31,10 +31,11 @@ async fn send_message<A: Adapter>(s: &SocketRef<A>, arg: Option<serde_json::Valu
     let room = client_room(RoomArgs { room_id: args.room_id })?;
     require_member(s, &room)?;
     let text = args.text.ok_or_else(|| AppError::field("text", "is required"))?;
-    let hooks = st.webhooks_for("message.created");
-    let msg = messages::insert(&st.db, &room, &ses.user_id, &text, hooks.is_some()).await?;
-    if let Some(hooks) = hooks {
-        hooks.stored.notify_one();
+    let storing = st.webhooks_for("message.created").map(|hooks| hooks.before_store());
+    let record = storing.as_ref().map(|s| s.record()).unwrap_or_default();
+    let (msg, event) = messages::insert(&st.db, &room, &ses.user_id, &text, record).await?;
+    if let Some(storing) = storing {
+        storing.stored(event);
     }
     if let Err(e) = s.within(room).emit("newMessage", &msg).await {
         tracing::warn!(cause = %e, "newMessage broadcast failed");

@@ -1,11 +1,16 @@
-//! The delivery loop of one node: claims due outbox rows with a lease, POSTs each as
-//! `{ id, type, createdAt, data }` signed with `WEBHOOK_SECRET`, marks it delivered on a 2xx
-//! and otherwise schedules the next try (1 s, 2 s, 4 s … at most 5 min apart), for at least
-//! 24 hours. Delivered rows are pruned after an hour.
+//! The delivery loop of one node: takes the events this node stored leased to itself, and
+//! claims other due outbox rows with a lease; POSTs each as `{ id, type, createdAt, data }`
+//! signed with `WEBHOOK_SECRET`; marks it delivered on a 2xx (in batches) and otherwise
+//! schedules the next try (1 s, 2 s, 4 s … at most 5 min apart), for at least 24 hours.
+//! Delivered rows are pruned after an hour.
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::{sync::Semaphore, task::JoinSet};
+use tokio::{
+    sync::{Semaphore, mpsc},
+    task::{JoinHandle, JoinSet},
+    time::Instant,
+};
 
 use super::Webhooks;
 use crate::{
@@ -22,13 +27,18 @@ use crate::{
 const CONCURRENCY: usize = 32;
 /// How long a claim holds a row: longer than a call may take, so that a live node keeps what
 /// it works on, and short enough that a dead node's rows return soon.
-const LEASE: Duration = Duration::from_secs(30);
+pub const LEASE: Duration = Duration::from_secs(30);
 /// Longest wait for the receiver's answer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-// One call, and the writes around it, end within the lease.
-const _: () = assert!(CALL_TIMEOUT.as_secs() * 2 < LEASE.as_secs());
+/// A call starts only while at least this much of its lease is left: the call, and the writes
+/// after it, end before the lease does. A handed-over event that waited longer is left to be
+/// claimed again when its lease runs out.
+const LEASE_LEFT_TO_CALL: Duration = Duration::from_secs(CALL_TIMEOUT.as_secs() * 2);
+const _: () = assert!(LEASE_LEFT_TO_CALL.as_secs() < LEASE.as_secs());
 /// Poll for due rows (retries, other nodes' events) at least this often.
 const POLL: Duration = Duration::from_secs(1);
+/// Most deliveries marked done in one statement.
+const SETTLE_BATCH: usize = 256;
 /// The longest pause between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Tries go on for at least this long after the event happened; then it is marked expired.
@@ -52,13 +62,68 @@ struct Caller {
     db: Db,
     client: reqwest::Client,
     url: reqwest::Url,
-    /// This node's name in leases.
-    owner: String,
+    /// Ids delivered, for the settler to mark done.
+    delivered: mpsc::UnboundedSender<String>,
 }
 
-/// Runs the loop until the process stops (aborting it aborts the calls in flight); `owner`
-/// names this node in leases.
-pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
+/// The running delivery of one node; [`Delivery::stop`] ends it.
+pub struct Delivery {
+    calls: JoinHandle<()>,
+    settler: JoinHandle<()>,
+    housekeeping: JoinHandle<()>,
+    hooks: Arc<Webhooks>,
+    db: Db,
+}
+
+/// Starts the delivery of this node: the loop of calls (fed by `handed`, the events this node
+/// stored leased to itself, and by claims), the settler that marks deliveries done, and the
+/// housekeeping (pending gauge, pruning).
+pub fn start(hooks: Arc<Webhooks>, db: Db, handed: mpsc::Receiver<Claimed>) -> Delivery {
+    let (delivered, delivered_rx) = mpsc::unbounded_channel();
+    let settler = tokio::spawn(settle(db.clone(), hooks.owner().to_string(), delivered_rx));
+    let housekeeping = tokio::spawn(keep_house(db.clone()));
+    let calls = tokio::spawn(run(hooks.clone(), db.clone(), handed, delivered));
+    Delivery {
+        calls,
+        settler,
+        housekeeping,
+        hooks,
+        db,
+    }
+}
+
+impl Delivery {
+    /// Stops by `deadline`: calls in flight are abandoned, the deliveries already answered are
+    /// marked done, and the leases this node still holds are given back, so that its rows are
+    /// due again at once for the next node (or this one restarted).
+    pub async fn stop(self, deadline: Instant) {
+        self.housekeeping.abort();
+        self.calls.abort();
+        let _ = self.calls.await;
+        let _ = tokio::time::timeout_at(deadline, self.settler).await;
+        let release = outbox::release_leases(&self.db, self.hooks.owner());
+        if let Ok(Err(e)) = tokio::time::timeout_at(deadline, release).await {
+            e.body();
+        }
+    }
+}
+
+impl Delivery {
+    /// Ends every task at once (the process stops without a graceful stop).
+    pub fn abort(self) {
+        self.housekeeping.abort();
+        self.calls.abort();
+        self.settler.abort();
+    }
+}
+
+/// The loop of calls, until aborted (which aborts the calls in flight).
+async fn run(
+    hooks: Arc<Webhooks>,
+    db: Db,
+    mut handed: mpsc::Receiver<Claimed>,
+    delivered: mpsc::UnboundedSender<String>,
+) {
     let url = match reqwest::Url::parse(&hooks.config().url) {
         Ok(url) => url,
         Err(e) => {
@@ -78,35 +143,40 @@ pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
         db,
         client,
         url,
-        owner,
+        delivered,
     });
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut calls = JoinSet::new();
-    let (mut last_prune, mut last_count) = (0u64, 0u64);
+    let mut last_claim = Instant::now() - POLL;
     loop {
-        let now = unix_millis();
-        if now.saturating_sub(last_prune) >= PRUNE_EVERY.as_millis() as u64 {
-            last_prune = now;
-            prune(&caller.db).await;
-        }
-        if now.saturating_sub(last_count) >= COUNT_EVERY.as_millis() as u64 {
-            last_count = now;
-            if let Ok(n) = outbox::pending(&caller.db).await {
-                telemetry::record_webhooks_pending(n);
-            }
-        }
         while calls.try_join_next().is_some() {}
-        // Wait for a free slot, then take every free one: as many rows are claimed.
         let Ok(first) = slots.clone().acquire_owned().await else {
             return;
         };
+        // Events this node stored for itself go first (they are leased already), as long as
+        // due rows are still looked for at least once per POLL.
+        if last_claim.elapsed() < POLL
+            && let Ok(event) = handed.try_recv()
+        {
+            caller.clone().spawn_call(&mut calls, event, first);
+            continue;
+        }
+        // Take every free slot: as many rows are claimed.
         let mut free = vec![first];
         while let Ok(slot) = slots.clone().try_acquire_owned() {
             free.push(slot);
         }
         let asked = free.len();
-        let now = unix_millis() as i64;
-        let claimed = match outbox::claim(&caller.db, &caller.owner, now, LEASE.as_millis() as i64, asked as i64).await
+        last_claim = Instant::now();
+        let owner = caller.hooks.owner();
+        let claimed = match outbox::claim(
+            &caller.db,
+            owner,
+            unix_millis() as i64,
+            LEASE.as_millis() as i64,
+            asked as i64,
+        )
+        .await
         {
             Ok(rows) => rows,
             Err(e) => {
@@ -119,21 +189,76 @@ pub async fn run(hooks: Arc<Webhooks>, db: Db, owner: String) {
         };
         let more_due = claimed.len() == asked;
         for (event, slot) in claimed.into_iter().zip(free.drain(..)) {
-            let caller = caller.clone();
-            calls.spawn(async move {
-                caller.deliver(event).await;
-                drop(slot);
-            });
+            caller.clone().spawn_call(&mut calls, event, slot);
         }
         drop(free);
-        if !more_due {
-            // Nothing more is due: wait for new events or the next poll.
-            let _ = tokio::time::timeout(POLL, caller.hooks.stored.notified()).await;
+        if more_due {
+            continue;
+        }
+        // Nothing more is due: wait for a handed event, a stored one, or the next poll.
+        tokio::select! {
+            Some(event) = handed.recv() => {
+                if let Ok(slot) = slots.clone().acquire_owned().await {
+                    caller.clone().spawn_call(&mut calls, event, slot);
+                }
+            }
+            _ = caller.hooks.stored.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Marks delivered events done, a batch per statement (whatever arrived meanwhile). A batch
+/// the database refuses is tried twice more; after that its rows return when their leases run
+/// out and are delivered again (at least once).
+async fn settle(db: Db, owner: String, mut delivered: mpsc::UnboundedReceiver<String>) {
+    let mut ids = Vec::with_capacity(SETTLE_BATCH);
+    while delivered.recv_many(&mut ids, SETTLE_BATCH).await > 0 {
+        for attempt in 1..=3u64 {
+            match outbox::finish_all(&db, &ids, &owner, unix_millis() as i64).await {
+                Ok(_) => break,
+                Err(e) => {
+                    e.body();
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+            }
+        }
+        ids.clear();
+    }
+}
+
+/// Refreshes the pending gauge and prunes done rows, beside the calls (a hanging receiver
+/// does not pause it).
+async fn keep_house(db: Db) {
+    let mut tick = tokio::time::interval(COUNT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        if let Ok(n) = outbox::pending(&db).await {
+            telemetry::record_webhooks_pending(n);
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(Instant::now());
+            prune(&db).await;
         }
     }
 }
 
 impl Caller {
+    /// Starts one try of `event` on `slot`, unless too little of its lease is left.
+    fn spawn_call(self: Arc<Self>, calls: &mut JoinSet<()>, event: Claimed, slot: tokio::sync::OwnedSemaphorePermit) {
+        let left = event.lease_until_ms - unix_millis() as i64;
+        if left < LEASE_LEFT_TO_CALL.as_millis() as i64 {
+            tracing::debug!(id = %event.id, "webhook event waited too long for a call; it is tried after its lease");
+            return;
+        }
+        calls.spawn(async move {
+            self.deliver(event).await;
+            drop(slot);
+        });
+    }
+
     /// One try of one claimed event, and its bookkeeping.
     async fn deliver(&self, event: Claimed) {
         let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
@@ -160,11 +285,11 @@ impl Caller {
             Err(_) => "unreachable",
         };
         telemetry::record_webhook(&event.kind, outcome);
-        let (db, owner, now) = (&self.db, self.owner.as_str(), unix_millis());
+        let (db, owner, now) = (&self.db, self.hooks.owner(), unix_millis());
         let result = if outcome == "delivered" {
-            outbox::finish(db, &event.id, owner, now as i64, "delivered")
-                .await
-                .map(|_| ())
+            // The settler marks it done; if it has stopped, the lease runs out instead.
+            let _ = self.delivered.send(event.id);
+            Ok(())
         } else if expired(&event, now) {
             tracing::warn!(id = %event.id, kind = %event.kind, "webhook event given up after 24 hours of failed tries");
             outbox::finish(db, &event.id, owner, now as i64, "expired")
