@@ -288,7 +288,8 @@ async fn finish<A: Adapter>(
     .layer(axum::middleware::map_request(handshake_copy::detach_handshake))
     .layer(DefaultBodyLimit::max(state.cfg.max_payload_bytes))
     .layer(axum::middleware::from_fn(http::header_limit::refuse_large_headers))
-    .layer(cors(&state.cfg)?);
+    .layer(cors(&state.cfg)?)
+    .layer(http::access_log::layer());
     let sweeper = tokio::spawn(socket::sweep(io.clone(), state.clone()));
     let repairs = tokio::spawn(delivery::run(io.clone(), state.clone()));
     let checkpoints = state.db.start_checkpoints();

@@ -13,21 +13,24 @@ use sio_gateway::{
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `.env` of the working directory only; variables already in the environment win over it.
-    if let Err(e) = sio_gateway::config::load_dotenv(std::path::Path::new(".env")) {
-        eprintln!("sio-gateway: configuration error: {e}");
+    let dotenv = sio_gateway::config::load_dotenv(std::path::Path::new(".env"));
+    // Fatal errors follow LOG_FORMAT (read here too: the configuration may be what failed).
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    if let Err(e) = dotenv {
+        fatal(json, &format!("configuration error: {e}"));
         return ExitCode::from(2);
     }
     let cfg = match Config::from_env() {
         Ok(cfg) => cfg,
         Err(e) => {
-            eprintln!("sio-gateway: configuration error: {e}");
+            fatal(json, &format!("configuration error: {e}"));
             return ExitCode::from(2);
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("sio-gateway: cannot start the runtime: {e}");
+            fatal(json, &format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -64,13 +67,29 @@ fn main() -> ExitCode {
         // A configuration found wrong only while starting (a schema file) exits as one found
         // wrong while reading the variables.
         Err(e) if e.is::<sio_gateway::config::ConfigError>() => {
-            eprintln!("sio-gateway: configuration error: {e}");
+            fatal(json, &format!("configuration error: {e}"));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("sio-gateway: {e}");
+            fatal(json, &e.to_string());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says why the process stops, on stderr: `sio-gateway: <message>`, or with `LOG_FORMAT=json`
+/// one JSON object shaped like the log lines (`timestamp`, `level`, `target`, `message`).
+fn fatal(json: bool, message: &str) {
+    if json {
+        let line = serde_json::json!({
+            "timestamp": sio_gateway::clock::now_rfc3339_ms(),
+            "level": "ERROR",
+            "target": "sio_gateway",
+            "message": message,
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("sio-gateway: {message}");
     }
 }
 

@@ -5,11 +5,13 @@
 //! or secret: handlers log user ids and socket ids only.
 //!
 //! Metrics use the `metrics` facade with the Prometheus exporter, rendered at `/metrics`.
-//! Series names are listed in the README.
+//! Every series is listed in [`SERIES`] (and in the README): each has a `# HELP` line and exists
+//! from the start, at zero. Process metrics (`process_*`, from `metrics-process`) and
+//! `sio_build_info{version, git_commit}` come with them.
 
 use std::{sync::OnceLock, time::Duration};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -32,7 +34,8 @@ pub fn init_logging(json: bool) {
                     .json()
                     .flatten_event(true)
                     .with_writer(std::io::stderr)
-                    .with_current_span(false)
+                    // The access log's method and path live in its request span.
+                    .with_current_span(true)
                     .with_span_list(false),
             )
             .try_init()
@@ -60,9 +63,192 @@ const QUIET_DEPENDENCIES: [&str; 10] = [
     "redis=info",
 ];
 
-static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// What kind of series a [`SERIES`] entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Observations in buckets.
+    Histogram,
+}
 
-/// Installs the Prometheus recorder once per process and returns its handle.
+/// How a series exists before anything happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At zero, without labels.
+    Zero,
+    /// At zero, once for each of these labels.
+    ZeroWith(&'static [(&'static str, &'static str)]),
+    /// Its labels are known only when it happens (described, then present once used; client
+    /// events are started by [`start_event_series`]).
+    Used,
+}
+
+/// One series: name, kind, how it starts, help text.
+pub type Series = (&'static str, Kind, Start, &'static str);
+
+/// Every series of the gateway.
+pub const SERIES: &[Series] = &[
+    (
+        "sio_connections",
+        Kind::Gauge,
+        Start::Zero,
+        "Sockets connected to this node.",
+    ),
+    ("sio_connects_total", Kind::Counter, Start::Zero, "Handshakes accepted."),
+    (
+        "sio_disconnects_total",
+        Kind::Counter,
+        Start::Zero,
+        "Sockets disconnected.",
+    ),
+    (
+        "sio_connect_refusals_total",
+        Kind::Counter,
+        Start::ZeroWith(&[
+            ("reason", "missing_token"),
+            ("reason", "invalid_token"),
+            ("reason", "token_expired"),
+            ("reason", "too_many_connections"),
+            ("reason", "too_many_user_connections"),
+            ("reason", "other"),
+        ]),
+        "Handshakes refused, by the connect_error message.",
+    ),
+    (
+        "sio_events_total",
+        Kind::Counter,
+        Start::Used,
+        "Client events handled, by event and outcome.",
+    ),
+    (
+        "sio_event_duration_seconds",
+        Kind::Histogram,
+        Start::Used,
+        "Time from a client event's receipt to its answer.",
+    ),
+    (
+        "sio_notifications_created_total",
+        Kind::Counter,
+        Start::Zero,
+        "Notifications stored by this node.",
+    ),
+    (
+        "sio_notifications_delivered_total",
+        Kind::Counter,
+        Start::Zero,
+        "Notification deliveries to sockets of this node.",
+    ),
+    (
+        "sio_notification_gaps_total",
+        Kind::Counter,
+        Start::Zero,
+        "Live notifications a socket could not take in order (repaired from the database).",
+    ),
+    (
+        "sio_notifications_repaired_total",
+        Kind::Counter,
+        Start::Zero,
+        "Notifications sent by the repair loop.",
+    ),
+    (
+        "sio_repair_poll_failures_total",
+        Kind::Counter,
+        Start::Zero,
+        "Failed polls of recent notification ids (database away).",
+    ),
+    (
+        "sio_admin_events_dropped_total",
+        Kind::Counter,
+        Start::Zero,
+        "Admin UI live events dropped (queue full).",
+    ),
+    (
+        "sio_proxy_calls_total",
+        Kind::Counter,
+        Start::Used,
+        "Proxied events, by event label and outcome.",
+    ),
+    (
+        "sio_proxy_call_duration_seconds",
+        Kind::Histogram,
+        Start::Used,
+        "Backend call time of proxied events that reached the backend.",
+    ),
+    (
+        "sio_webhook_deliveries_total",
+        Kind::Counter,
+        Start::Used,
+        "Webhook calls (one per try), by type and outcome.",
+    ),
+    (
+        "sio_webhooks_pending",
+        Kind::Gauge,
+        Start::Zero,
+        "Webhook events not yet delivered or expired, all nodes' (read from the database every 5 s).",
+    ),
+    (
+        "http_requests_total",
+        Kind::Counter,
+        Start::Used,
+        "HTTP requests, by route template and status.",
+    ),
+    (
+        "http_request_duration_seconds",
+        Kind::Histogram,
+        Start::Used,
+        "HTTP request time, by route template.",
+    ),
+    (
+        "sio_build_info",
+        Kind::Gauge,
+        Start::Used,
+        "Always 1; the labels say which build runs (version, git_commit).",
+    ),
+];
+
+/// The series of a node with Redis (`REDIS_URL`), started by [`start_redis_series`].
+pub const REDIS_SERIES: &[Series] = &[
+    (
+        "sio_redis_up",
+        Kind::Gauge,
+        Start::Zero,
+        "1 when the last heartbeat reached Redis, else 0.",
+    ),
+    (
+        "sio_redis_reconnects_total",
+        Kind::Counter,
+        Start::Zero,
+        "Times Redis answered again after heartbeats had failed.",
+    ),
+    (
+        "sio_redis_heartbeat_failures_total",
+        Kind::Counter,
+        Start::Zero,
+        "Heartbeats (every 2 s) that did not reach Redis.",
+    ),
+    (
+        "sio_redis_messages_lost_total",
+        Kind::Counter,
+        Start::ZeroWith(&[
+            ("cause", "queue_full"),
+            ("cause", "publish_failed"),
+            ("cause", "inbound_dropped"),
+        ]),
+        "Redis messages this node could not pass on, by cause.",
+    ),
+];
+
+/// The git commit the binary was built from (`build.rs`), or `unknown`.
+pub const GIT_COMMIT: &str = env!("SIO_GIT_COMMIT");
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process, with every series of [`SERIES`] described
+/// and at zero, and returns its handle.
 pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
     PROMETHEUS
         .get_or_init(|| {
@@ -77,9 +263,62 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            start_series(SERIES);
+            gauge!("sio_build_info", "version" => env!("CARGO_PKG_VERSION"), "git_commit" => GIT_COMMIT).set(1.0);
+            PROCESS.get_or_init(metrics_process::Collector::default).describe();
             Some(handle)
         })
         .as_ref()
+}
+
+/// The Prometheus text of every series, with the process metrics read now.
+pub fn render() -> Option<String> {
+    let handle = metrics_handle()?;
+    if let Some(process) = PROCESS.get() {
+        process.collect();
+    }
+    Some(handle.render())
+}
+
+/// Describes the Redis series and sets them to zero (a node with `REDIS_URL`).
+pub fn start_redis_series() {
+    start_series(REDIS_SERIES);
+}
+
+fn start_series(series: &[Series]) {
+    for &(name, kind, start, help) in series {
+        match kind {
+            Kind::Counter => describe_counter!(name, help),
+            Kind::Gauge => describe_gauge!(name, help),
+            Kind::Histogram => describe_histogram!(name, help),
+        }
+        let label_sets: Vec<Vec<metrics::Label>> = match start {
+            Start::Used => Vec::new(),
+            Start::Zero => vec![Vec::new()],
+            Start::ZeroWith(labels) => labels.iter().map(|&(k, v)| vec![metrics::Label::new(k, v)]).collect(),
+        };
+        for labels in label_sets {
+            match kind {
+                Kind::Counter => counter!(name, labels).absolute(0),
+                Kind::Gauge => gauge!(name, labels).set(0.0),
+                Kind::Histogram => {}
+            }
+        }
+    }
+}
+
+/// Starts `sio_webhook_deliveries_total{type, outcome="delivered"}` at zero for each type sent.
+pub fn start_webhook_series(types: &[&'static str]) {
+    for &kind in types {
+        counter!("sio_webhook_deliveries_total", "type" => kind, "outcome" => "delivered").absolute(0);
+    }
+}
+
+/// Starts `sio_events_total{event, outcome="ok"}` at zero for each client event name.
+pub fn start_event_series(events: &[&'static str]) {
+    for &event in events {
+        counter!("sio_events_total", "event" => event, "outcome" => "ok").absolute(0);
+    }
 }
 
 /// One event handled, by its label (a known event name, or `unknown`), with its outcome
@@ -164,6 +403,16 @@ pub fn record_redis_losses(queue_full: u64, publish_failed: u64, inbound_dropped
 /// Whether the last heartbeat reached Redis (1) or not (0).
 pub fn record_redis_up(up: bool) {
     gauge!("sio_redis_up").set(if up { 1.0 } else { 0.0 });
+}
+
+/// A heartbeat that did not reach Redis.
+pub fn record_redis_heartbeat_failed() {
+    counter!("sio_redis_heartbeat_failures_total").increment(1);
+}
+
+/// Redis answers again after failed heartbeats.
+pub fn record_redis_reconnect() {
+    counter!("sio_redis_reconnects_total").increment(1);
 }
 
 /// One proxied event (`crate::proxy`), by its label and outcome; `took` is the backend call's

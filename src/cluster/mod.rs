@@ -104,8 +104,12 @@ pub struct Cluster {
     next_request: std::sync::atomic::AtomicU64,
     /// Slot releases that failed since the last heartbeat (reported there, once).
     failed_releases: std::sync::atomic::AtomicU64,
-    /// Whether the last heartbeat reached Redis (an outage is logged once, and its end).
+    /// Whether the last heartbeat reached Redis.
     healthy: std::sync::atomic::AtomicBool,
+    /// When the current outage began (the first heartbeat that failed), if one runs.
+    down_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Cluster questions answered from this node only since the last heartbeat (Redis away).
+    local_only_answers: std::sync::atomic::AtomicU64,
 }
 
 /// A question's entry in [`Pending`], removed when the asker stops waiting, whether it got
@@ -232,6 +236,8 @@ impl Cluster {
     /// Connects to Redis; `prefix` separates deployments (and test runs) sharing one Redis.
     pub async fn connect(url: &str, prefix: &str) -> Result<Arc<Self>, redis::RedisError> {
         let driver = ManagedDriver::connect(url).await?;
+        crate::telemetry::start_redis_series();
+        crate::telemetry::record_redis_up(true);
         Ok(Arc::new(Self {
             node_id: crate::secrets::random_hex(8),
             prefix: prefix.to_string(),
@@ -240,6 +246,8 @@ impl Cluster {
             next_request: Default::default(),
             failed_releases: Default::default(),
             healthy: std::sync::atomic::AtomicBool::new(true),
+            down_since: Default::default(),
+            local_only_answers: Default::default(),
         }))
     }
 
@@ -371,7 +379,10 @@ impl Cluster {
         let others = match self.driver.num_serv(&self.chan("req")).await {
             Ok(n) => usize::from(n).saturating_sub(1),
             Err(e) => {
-                tracing::warn!(cause = %e, "redis unavailable: answering from this node only");
+                // Counted, and said once per heartbeat (not once per question).
+                tracing::debug!(cause = %e, "redis unavailable: answering from this node only");
+                self.local_only_answers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Vec::new();
             }
         };
@@ -495,26 +506,11 @@ impl Cluster {
         }
     }
 
+    /// Every [`HEARTBEAT`]: marks this node alive, reaps dead ones, and says how Redis is. A
+    /// Redis outage is one warning per heartbeat (with what it cost since the last one) and
+    /// one line when Redis answers again, never a line per publish or question.
     async fn heartbeat(&self, local: &dyn LocalNode) {
-        let losses = self.driver.take_losses();
-        crate::telemetry::record_redis_losses(losses.queue_full, losses.publish_failed, losses.inbound_dropped);
-        if losses != LossCounts::default() {
-            tracing::warn!(
-                queue_full = losses.queue_full,
-                publish_failed = losses.publish_failed,
-                inbound_dropped = losses.inbound_dropped,
-                "redis messages lost since the last heartbeat (redis away or slow, or this node \
-                 overloaded); notifications among them are read from the database"
-            );
-        }
-        let failed = self.failed_releases.swap(0, std::sync::atomic::Ordering::Relaxed);
-        if failed > 0 {
-            tracing::warn!(
-                failed,
-                "connection slot releases failed in redis (timed out or redis away): those users' \
-                 per-user counts on this node may stay high until it restarts"
-            );
-        }
+        use std::sync::atomic::Ordering::Relaxed;
         let mut conn = self.driver.conn();
         let res: Result<(), _> = redis::pipe()
             .zadd(self.nodes_key(), &self.node_id, crate::clock::unix_millis())
@@ -526,14 +522,61 @@ impl Cluster {
         if res.is_ok() {
             self.reap(local).await;
         }
-        let healthy = res.is_ok();
-        let was_healthy = self.healthy.swap(healthy, std::sync::atomic::Ordering::Relaxed);
-        crate::telemetry::record_redis_up(healthy);
+        let losses = self.driver.take_losses();
+        crate::telemetry::record_redis_losses(losses.queue_full, losses.publish_failed, losses.inbound_dropped);
+        let failed_releases = self.failed_releases.swap(0, Relaxed);
+        let local_only = self.local_only_answers.swap(0, Relaxed);
+        let was_healthy = self.healthy.swap(res.is_ok(), Relaxed);
+        crate::telemetry::record_redis_up(res.is_ok());
         match res {
-            Err(e) if was_healthy => tracing::warn!(cause = %e, "redis does not answer"),
-            Err(e) => tracing::debug!(cause = %e, "redis heartbeat failed"),
-            Ok(()) if !was_healthy => tracing::info!("redis answers again"),
+            Err(e) => {
+                crate::telemetry::record_redis_heartbeat_failed();
+                let since = *self
+                    .down_since
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert_with(std::time::Instant::now);
+                tracing::warn!(
+                    cause = %e,
+                    down_secs = since.elapsed().as_secs(),
+                    publishes_lost = losses.queue_full + losses.publish_failed,
+                    local_only_answers = local_only,
+                    failed_releases,
+                    "redis does not answer: this node serves its own sockets; notifications reach \
+                     the other nodes' sockets from the database"
+                );
+                return;
+            }
+            Ok(()) if !was_healthy => {
+                let since = self.down_since.lock().unwrap_or_else(|e| e.into_inner()).take();
+                crate::telemetry::record_redis_reconnect();
+                // The outage's last losses go with this line, not in a warning of their own.
+                tracing::info!(
+                    down_secs = since.map(|t| t.elapsed().as_secs()).unwrap_or(0),
+                    publishes_lost = losses.queue_full + losses.publish_failed,
+                    local_only_answers = local_only,
+                    failed_releases,
+                    "redis answers again"
+                );
+                return;
+            }
             Ok(()) => {}
+        }
+        if losses != LossCounts::default() {
+            tracing::warn!(
+                queue_full = losses.queue_full,
+                publish_failed = losses.publish_failed,
+                inbound_dropped = losses.inbound_dropped,
+                "redis messages lost since the last heartbeat (redis slow, or this node \
+                 overloaded); notifications among them are read from the database"
+            );
+        }
+        if failed_releases > 0 {
+            tracing::warn!(
+                failed = failed_releases,
+                "connection slot releases failed in redis (timed out or redis away): those users' \
+                 per-user counts on this node may stay high until it restarts"
+            );
         }
     }
 

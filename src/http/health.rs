@@ -108,7 +108,6 @@ pub async fn metrics<A: Adapter>(State(st): State<HttpState<A>>, headers: Header
             return Err(AppError::Unauthorized);
         }
     }
-    let handle =
-        telemetry::metrics_handle().ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response())
+    let text = telemetry::render().ok_or_else(|| AppError::Internal("metrics recorder unavailable".into()))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

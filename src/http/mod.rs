@@ -1,6 +1,7 @@
 //! The HTTP API: notifications, emits and the server API for backends, notifications for
 //! users, and the health and metrics endpoints. Every error is JSON `{ error: { code, message, details? } }`.
 
+pub mod access_log;
 pub mod demo;
 pub mod emit;
 pub mod extract;

@@ -44,6 +44,7 @@ pub const CATCH_UP_LIMIT: u32 = 100;
 /// Registers the default namespace with its middleware and handlers. The result is the
 /// adapter's initialisation: nothing for the in-memory adapter, a future to await for Redis.
 pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>) -> A::InitRes {
+    telemetry::start_event_series(&EVENTS);
     io.ns("/", on_connect::<A>.with(authenticate::<A>))
 }
 

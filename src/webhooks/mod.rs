@@ -92,6 +92,11 @@ impl Webhooks {
     /// The webhooks of `cfg`, named `owner` in leases, with their recorder writing to `db`;
     /// the receiving end of the hand-over is for [`delivery::start`].
     pub fn start(cfg: WebhookConfig, db: Db, owner: &str) -> (Arc<Self>, Recorder, mpsc::Receiver<Claimed>) {
+        let wanted: Vec<&'static str> = crate::config::WEBHOOK_TYPES
+            .into_iter()
+            .filter(|kind| cfg.wants(kind))
+            .collect();
+        crate::telemetry::start_webhook_series(&wanted);
         let (tx, rx) = mpsc::unbounded_channel();
         let (handed, handed_rx) = mpsc::channel(HANDED_MAX);
         let hooks = Arc::new(Self {
