@@ -23,5 +23,6 @@ echo "token for alice: $($BIN token --sub alice)"
 curl -s -X POST localhost:3001/api/notifications -H "Authorization: Bearer $API_KEYS" \
   -H 'Content-Type: application/json' -d '{"userId":"alice","type":"demo","title":"hello","message":"posted to node A"}'
 echo
-echo "connect a client of alice to node B to see it: node examples/listener.mjs http://127.0.0.1:3002 <token>"
+echo "connect a client of alice to node B to see it (after npm ci in examples/node):"
+echo "  node examples/node/listener.mjs http://127.0.0.1:3002 <token>"
 wait
