@@ -40,13 +40,16 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, it, before, after } from "node:test";
 import { BIN, freePort, io, sleep, decodeJwt, UUID_V7, ISO_MS } from "./fixture.mjs";
-import { postgresAdminUrl, psql, redisUrl, deleteRedisPrefix, requirePostgres, requireRedis } from "./cluster-fixture.mjs";
+import { psql, deleteRedisPrefix, requireRedis } from "./cluster-fixture.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "..");
 const SHELL_LANGS = new Set(["sh", "bash", "shell", "console"]);
 const README_PORTS = ["3000", "3001", "3002", "8080", "8090"];
 const RUN_TIMEOUT_MS = 60000;
+// The services the cluster block names, exactly.
+const POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres";
+const REDIS = "redis://127.0.0.1:6379";
 const READY_TIMEOUT_MS = 20000;
 
 // ---------------------------------------------------------------------------
@@ -414,12 +417,12 @@ class Session {
     await this.stopServers();
     if (this.usedPostgres) {
       try {
-        psql(postgresAdminUrl(), `DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
+        psql(POSTGRES, `DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
       } catch (e) {
         console.error(`could not drop ${this.database}: ${e.message}`);
       }
     }
-    if (this.usedRedis) await deleteRedisPrefix(redisUrl(), this.redisPrefix);
+    if (this.usedRedis) await deleteRedisPrefix(REDIS, this.redisPrefix);
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }
@@ -648,8 +651,12 @@ const RULES = [
     match: /createdb -h 127\.0\.0\.1 -U postgres sio_gateway/,
     database: "sio_gateway",
     requires: async ({ session }) => {
-      requirePostgres();
-      await requireRedis();
+      try {
+        psql(POSTGRES, "SELECT 1");
+      } catch (e) {
+        throw new Error(`this block needs PostgreSQL on 127.0.0.1:5432 letting user postgres in (${e.message})`);
+      }
+      await requireRedis(REDIS);
       session.usedPostgres = session.usedRedis = true;
     },
     check: async ({ session, proc }) => {
@@ -752,7 +759,8 @@ for (const rel of FILES) {
       const rule = ruleFor(block);
       const kind = block.outputOnly ? "skip" : rule.kind ?? "run";
       const what = kind === "skip" ? `not run: ${block.outputOnly ? "output only" : rule.reason}` : kind === "server" ? "server" : "runs";
-      it(`${block.label} \`${firstCommand(block.text)}\` (${what})`, async (t) => {
+      const timeout = (rule.timeoutMs ?? RUN_TIMEOUT_MS) + 60000;
+      it(`${block.label} \`${firstCommand(block.text)}\` (${what})`, { timeout }, async (t) => {
         if (session.failed) return t.skip(`an earlier block failed: ${session.failed}`);
         try {
           await session.runBlock(block, rule, t);
