@@ -162,6 +162,9 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// Redis for the scale-out adapter (`REDIS_URL`); `None` means one node, in memory.
     pub redis_url: Option<String>,
+    /// PEM file of the CA certificates a `rediss://` server's certificate must chain to,
+    /// instead of the system's (`REDIS_CA_FILE`; read on connecting, by `cluster::driver`).
+    pub redis_ca_file: Option<String>,
     /// `/readyz` answers 503 while Redis is down (`READYZ_REQUIRE_REDIS`, default true as the
     /// contract says); false reports a Redis outage as degraded, with 200.
     pub readyz_require_redis: bool,
@@ -319,6 +322,7 @@ impl Config {
             },
             migrate_on_start: parse_bool(&get, "MIGRATE_ON_START", true)?,
             redis_url: get("REDIS_URL"),
+            redis_ca_file: get("REDIS_CA_FILE"),
             readyz_require_redis: parse_bool(&get, "READYZ_REQUIRE_REDIS", true)?,
             redis_prefix: get("REDIS_PREFIX").unwrap_or_else(|| "sio-gateway".into()),
             jwt_key,
@@ -363,6 +367,18 @@ impl Config {
             proxy: proxy_config(&get)?,
             webhooks: webhook_config(&get)?,
         };
+        if let Some(ca) = &cfg.redis_ca_file {
+            let tls = cfg
+                .redis_url
+                .as_deref()
+                .is_some_and(|u| u.to_ascii_lowercase().starts_with("rediss://"));
+            if !tls {
+                return Err(invalid("REDIS_CA_FILE", "is for a TLS Redis: set REDIS_URL=rediss://…"));
+            }
+            if !Path::new(ca).is_file() {
+                return Err(invalid("REDIS_CA_FILE", format!("`{ca}` is not an existing file")));
+            }
+        }
         if cfg.database_max_connections == Some(0) {
             return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
         }
@@ -416,6 +432,7 @@ impl Config {
             ),
             ("MIGRATE_ON_START", self.migrate_on_start.to_string()),
             ("REDIS_URL", self.redis_url.as_deref().map(mask_url).unwrap_or_default()),
+            ("REDIS_CA_FILE", opt(&self.redis_ca_file)),
             ("REDIS_PREFIX", self.redis_prefix.clone()),
             ("READYZ_REQUIRE_REDIS", self.readyz_require_redis.to_string()),
             ("SHUTDOWN_TIMEOUT_SECS", secs(self.shutdown_timeout)),
@@ -932,6 +949,27 @@ mod tests {
             }
         }
         assert_eq!(cfg(&[("DEMO_DIR", here)]).unwrap().demo_dir.as_deref(), Some(here));
+    }
+
+    #[test]
+    fn redis_ca_file_needs_rediss_and_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let ca = ca.to_str().unwrap();
+        let ok = cfg(&[("REDIS_URL", "rediss://cache:6380"), ("REDIS_CA_FILE", ca)]).unwrap();
+        assert_eq!(ok.redis_ca_file.as_deref(), Some(ca));
+        for env in [
+            vec![("REDIS_CA_FILE", ca)],
+            vec![("REDIS_URL", "redis://cache:6379"), ("REDIS_CA_FILE", ca)],
+            vec![
+                ("REDIS_URL", "rediss://cache:6380"),
+                ("REDIS_CA_FILE", "/no/such/ca.pem"),
+            ],
+        ] {
+            let err = cfg(&env).err().unwrap().to_string();
+            assert!(err.starts_with("REDIS_CA_FILE"), "{err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::{
     collections::HashMap,
     fmt,
+    path::{Path, PathBuf},
     sync::{
         Arc, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -75,6 +76,9 @@ pub struct LossCounts {
     pub inbound_dropped: u64,
 }
 
+/// The variable naming a PEM file of the CA certificates a `rediss://` server's certificate
+/// must chain to (a private CA); unset, the system's trusted certificates are used.
+pub const CA_FILE_VAR: &str = "REDIS_CA_FILE";
 /// How long one Redis command may take before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Publishes waiting to be sent; past it they are dropped (and counted).
@@ -84,8 +88,20 @@ const PUBLISH_BATCH: usize = 256;
 
 impl ManagedDriver {
     /// Connects to `url` (RESP3 is required for pub/sub on one connection and is added to the
-    /// URL when missing).
+    /// URL when missing). A `rediss://` URL speaks TLS: the server's certificate must chain to
+    /// the CA certificates of `REDIS_CA_FILE` when that is set, else to the system's.
     pub async fn connect(url: &str) -> Result<Self, redis::RedisError> {
+        let ca_file = std::env::var_os(CA_FILE_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        Self::connect_with_ca(url, ca_file.as_deref()).await
+    }
+
+    /// [`ManagedDriver::connect`] trusting the PEM CA certificates of `ca_file` (and only
+    /// those) for a `rediss://` URL.
+    pub async fn connect_with_ca(url: &str, ca_file: Option<&Path>) -> Result<Self, redis::RedisError> {
+        // redis-rs builds its TLS configuration with the process's default provider.
+        crate::outbound::install_crypto();
         let url = if url.to_ascii_lowercase().contains("protocol=") {
             url.to_string()
         } else if url.contains('?') {
@@ -93,7 +109,16 @@ impl ManagedDriver {
         } else {
             format!("{url}?protocol=resp3")
         };
-        let client = redis::Client::open(url)?;
+        let client = match ca_file {
+            Some(path) => {
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(read_ca_file(path)?),
+                };
+                redis::Client::build_with_tls(url.as_str(), certs)?
+            }
+            None => redis::Client::open(url.as_str())?,
+        };
         let handlers: Handlers = Arc::default();
         let (tx, mut rx) = mpsc::unbounded_channel::<PushInfo>();
         let config = ConnectionManagerConfig::new()
@@ -103,7 +128,9 @@ impl ManagedDriver {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_max_delay(Duration::from_secs(2))
             .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| explain_tls_error(e, &url, ca_file))?;
         let losses = Arc::new(Losses::default());
         let routes = handlers.clone();
         let inbound_losses = losses.clone();
@@ -142,6 +169,41 @@ impl ManagedDriver {
             self.losses.queue_full.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// The PEM text of `path`, which must hold at least one certificate.
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, redis::RedisError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let invalid = |why: String| {
+        let message = format!("{CA_FILE_VAR} {}: {why}", path.display());
+        redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, message))
+    };
+    let pem = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+    if !CertificateDer::pem_slice_iter(&pem).any(|c| c.is_ok()) {
+        return Err(invalid("no PEM certificate in it".into()));
+    }
+    Ok(pem)
+}
+
+/// Says in words that the server's TLS certificate was refused and where its CA goes; rustls
+/// only names the check that failed ("invalid peer certificate: UnknownIssuer"). A TLS
+/// handshake with a server that does not speak TLS ends in a bare timeout: that gets a hint.
+fn explain_tls_error(e: redis::RedisError, url: &str, ca_file: Option<&Path>) -> redis::RedisError {
+    let text = e.to_string();
+    let tls = url.to_ascii_lowercase().starts_with("rediss://");
+    if tls && e.is_timeout() {
+        let message = format!("{text}: no TLS handshake within the connect timeout (does this port speak TLS?)");
+        return redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, message));
+    }
+    let Some(at) = text.find("invalid peer certificate") else {
+        return e;
+    };
+    let hint = match ca_file {
+        Some(path) => format!("it must be signed by a CA of {CA_FILE_VAR} ({})", path.display()),
+        None => format!("its CA is not among the system's; name a private CA in {CA_FILE_VAR}"),
+    };
+    let message = format!("the server's TLS certificate is not trusted ({}): {hint}", &text[at..]);
+    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, message))
 }
 
 /// Sends queued publishes in order, as many per round trip as are waiting.

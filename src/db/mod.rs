@@ -57,6 +57,8 @@ impl Db {
     /// keeps the default: 10 for PostgreSQL, 4 readers for SQLite (plus its one writer).
     pub async fn connect_sized(url: &str, max_connections: Option<u32>) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
+        // sqlx checks a certificate against `sslrootcert` with rustls's default provider.
+        crate::outbound::install_crypto();
         if let Some(path) = crate::config::sqlite_path(url)
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
@@ -73,6 +75,7 @@ impl Db {
             };
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            check_root_cert(url)?;
             (Backend::Postgres, url.to_string())
         } else {
             return Err(sqlx::Error::Configuration(
@@ -84,7 +87,10 @@ impl Db {
             Backend::Sqlite => 4,
             Backend::Postgres => 10,
         });
-        let pool = pool_options(backend, size).connect_with(opts.clone()).await?;
+        let pool = pool_options(backend, size)
+            .connect_with(opts.clone())
+            .await
+            .map_err(explain_certificate_error)?;
         let writer = match backend {
             Backend::Sqlite => pool_options(backend, 1).connect_with(opts).await?,
             Backend::Postgres => pool.clone(),
@@ -202,6 +208,36 @@ impl Db {
 }
 
 /// The options of a pool of `size` connections to `backend`.
+/// Refuses a `sslrootcert` that is not a file, which sqlx would only report on connecting as
+/// "No such file or directory".
+fn check_root_cert(url: &str) -> Result<(), sqlx::Error> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(());
+    };
+    match form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "sslrootcert") {
+        Some((_, path)) if !std::path::Path::new(path.as_ref()).is_file() => Err(sqlx::Error::Configuration(
+            format!("sslrootcert `{path}` is not an existing file").into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Says in words that the server's TLS certificate was refused and where its CA goes; rustls
+/// only names the check that failed ("invalid peer certificate: UnknownIssuer").
+fn explain_certificate_error(e: sqlx::Error) -> sqlx::Error {
+    let text = e.to_string();
+    let Some(at) = text.find("invalid peer certificate") else {
+        return e;
+    };
+    sqlx::Error::Tls(
+        format!(
+            "the server's certificate is not trusted ({}): name the CA that signed it with sslrootcert=/path/ca.pem",
+            &text[at..]
+        )
+        .into(),
+    )
+}
+
 fn pool_options(backend: Backend, size: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
