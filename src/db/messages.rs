@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Db, finish_page, new_id_and_time, outbox, probe_limit};
+use super::{Backend, Db, finish_page, new_id_and_time, outbox, probe_limit};
 use crate::error::{AppError, Result};
 
 /// A stored chat message, as clients see it.
@@ -32,6 +32,9 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
     })
 }
 
+/// The insert of one message.
+const INSERT: &str = "INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)";
+
 /// Stores a message and returns it, with its `message.created` webhook event when `record`
 /// asks for one (stored in the same transaction).
 pub async fn insert(
@@ -49,13 +52,12 @@ pub async fn insert(
         text: text.into(),
         created_at,
     };
-    let insert =
-        sqlx::query("INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&msg.id)
-            .bind(room_id)
-            .bind(user_id)
-            .bind(text)
-            .bind(&msg.created_at);
+    let insert = sqlx::query(INSERT)
+        .bind(&msg.id)
+        .bind(room_id)
+        .bind(user_id)
+        .bind(text)
+        .bind(&msg.created_at);
     let Some(event) = outbox::event_for(
         record,
         "message.created",
@@ -64,9 +66,22 @@ pub async fn insert(
         insert.execute(db.writer()).await?;
         return Ok((msg, None));
     };
+    let now_ms = crate::clock::unix_millis() as i64;
+    if db.backend() == Backend::Sqlite {
+        // The message and its event in one script: one round trip to the writer.
+        let sql = format!("BEGIN IMMEDIATE; {INSERT}; {}; COMMIT;", outbox::insert_sql(6));
+        let query = sqlx::query(&sql)
+            .bind(&msg.id)
+            .bind(room_id)
+            .bind(user_id)
+            .bind(text)
+            .bind(&msg.created_at);
+        db.sqlite_script(outbox::bind_event(query, &event, now_ms)).await?;
+        return Ok((msg, Some(event)));
+    }
     let mut tx = db.writer().begin().await?;
     insert.execute(&mut *tx).await?;
-    outbox::insert_in(&mut tx, &event, crate::clock::unix_millis() as i64).await?;
+    outbox::insert_in(&mut tx, &event, now_ms).await?;
     tx.commit().await?;
     Ok((msg, Some(event)))
 }

@@ -201,6 +201,29 @@ impl Db {
         &self.writer
     }
 
+    /// SQLite only: runs `query`, several statements in one text between `BEGIN IMMEDIATE` and
+    /// `COMMIT`, in one round trip to the writer connection. The write lock is then held for
+    /// the statements' own time, not across the awaits of a task that sends them one by one
+    /// (on a busy runtime each await may wait its turn, while every other writer waits). On an
+    /// error the transaction is rolled back.
+    pub(crate) async fn sqlite_script<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<(), sqlx::Error> {
+        let mut conn = self.writer.acquire().await?;
+        match query.execute(&mut *conn).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // No transaction may stay open on the writer; if even the rollback fails, the
+                // connection is closed rather than returned to the pool.
+                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    drop(conn.detach());
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Waits for in-flight queries and closes every connection.
     pub async fn close(&self) {
         tokio::join!(self.pool.close(), self.writer.close());
@@ -375,6 +398,34 @@ mod tests {
         assert!(carried > max_counter);
         assert_eq!(carried.as_u128() >> 80, 6);
         assert_eq!(carried.get_version_num(), 7);
+    }
+
+    /// A script that fails halfway leaves nothing behind and no transaction open on the writer.
+    #[tokio::test]
+    async fn a_failed_sqlite_script_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let script = "BEGIN IMMEDIATE; INSERT INTO t VALUES ($1); INSERT INTO t VALUES ($2); COMMIT;";
+        let failed = db.sqlite_script(sqlx::query(script).bind(1_i64).bind(1_i64)).await;
+        assert!(failed.is_err(), "the second insert repeats the key");
+        let count = |db: Db| async move {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM t")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        };
+        assert_eq!(count(db.clone()).await, 0, "the first insert was rolled back");
+        db.sqlite_script(sqlx::query(script).bind(1_i64).bind(2_i64))
+            .await
+            .unwrap();
+        assert_eq!(count(db.clone()).await, 2, "committed, and visible to the readers");
+        db.close().await;
     }
 
     #[test]

@@ -90,26 +90,52 @@ impl NewEvent {
     }
 }
 
+/// The columns an insert sets, in the order of [`bind_event`].
+const COLUMNS: &str =
+    "INSERT INTO webhook_outbox (id, type, created_at, data, next_attempt_at, lease_owner, lease_until)";
+/// Values bound per event.
+const PER_EVENT: usize = 7;
 /// A retried batch finds the rows it stored before its answer was lost: kept as they are.
-const INSERT: &str = "INSERT INTO webhook_outbox (id, type, created_at, data, next_attempt_at, lease_owner, lease_until) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING";
+const ON_CONFLICT: &str = "ON CONFLICT (id) DO NOTHING";
+/// Most events in one insert statement (7 values each, far below both engines' limits).
+const ROWS_PER_INSERT: usize = 256;
 
-/// Stores one event on `conn` (inside the caller's transaction).
-pub async fn insert_in(conn: &mut AnyConnection, event: &NewEvent, now_ms: i64) -> Result<()> {
+/// `VALUES ($n, …)` of one event whose first value is `$first`.
+fn values_of(first: usize) -> String {
+    let list: Vec<String> = (first..first + PER_EVENT).map(|i| format!("${i}")).collect();
+    format!("({})", list.join(", "))
+}
+
+/// The statement storing one event, its values from `$first` on (so that it can follow other
+/// statements in one SQLite script).
+pub(crate) fn insert_sql(first: usize) -> String {
+    format!("{COLUMNS} VALUES {} {ON_CONFLICT}", values_of(first))
+}
+
+/// Binds the values of `event` in [`COLUMNS`] order.
+pub(crate) fn bind_event<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    event: &'q NewEvent,
+    now_ms: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     let (owner, until) = match &event.lease {
         Some(lease) => (Some(lease.owner.to_string()), lease.until_ms),
         None => (None, 0),
     };
-    sqlx::query(INSERT)
-        .bind(&event.id_and_time.0)
+    query
+        .bind(event.id_and_time.0.as_str())
         .bind(event.kind)
-        .bind(&event.id_and_time.1)
-        .bind(&event.data)
+        .bind(event.id_and_time.1.as_str())
+        .bind(event.data.as_str())
         .bind(now_ms)
         .bind(owner)
         .bind(until)
-        .execute(conn)
-        .await?;
+}
+
+/// Stores one event on `conn` (inside the caller's transaction).
+pub async fn insert_in(conn: &mut AnyConnection, event: &NewEvent, now_ms: i64) -> Result<()> {
+    let sql = insert_sql(1);
+    bind_event(sqlx::query(&sql), event, now_ms).execute(conn).await?;
     Ok(())
 }
 
@@ -126,13 +152,18 @@ pub fn event_for(record: Record, kind: &'static str, data: serde_json::Value) ->
     })
 }
 
-/// Stores events in one transaction.
+/// Stores events, up to [`ROWS_PER_INSERT`] in one statement (each statement is atomic; a
+/// batch cut in two by a failure is retried whole, and the rows already stored are kept once).
 pub async fn insert_all(db: &Db, events: &[NewEvent], now_ms: i64) -> Result<()> {
-    let mut tx = db.writer().begin().await?;
-    for event in events {
-        insert_in(&mut tx, event, now_ms).await?;
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len()).map(|i| values_of(i * PER_EVENT + 1)).collect();
+        let sql = format!("{COLUMNS} VALUES {} {ON_CONFLICT}", values.join(", "));
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            query = bind_event(query, event, now_ms);
+        }
+        query.execute(db.writer()).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
