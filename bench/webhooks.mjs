@@ -304,6 +304,33 @@ async function webhookMetrics(url) {
   return out;
 }
 
+// The gateway's own histogram of sendMessage handling time (receipt to ack): cumulative
+// bucket counts by upper bound (seconds).
+async function sendMessageBuckets(url) {
+  const buckets = new Map();
+  try {
+    const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) }).then((r) => r.text());
+    for (const line of text.split('\n')) {
+      const m = /^sio_event_duration_seconds_bucket\{([^}]*)\}\s+(\S+)/.exec(line);
+      if (m && m[1].includes('event="sendMessage"')) buckets.set(/le="([^"]*)"/.exec(m[1])[1], Number(m[2]));
+    }
+  } catch { /* metrics unavailable */ }
+  return buckets;
+}
+
+// p50 / p99 of the handling time between two scrapes, as the upper bound of the bucket each
+// falls in ("≤ X ms"; the buckets are 0.1, 0.25, 0.5, 1, 2.5, 5, 10 … ms).
+function bucketQuantiles(before, after) {
+  const rows = [...after.entries()].map(([le, n]) => [le === '+Inf' ? Infinity : Number(le), n - (before.get(le) ?? 0)])
+    .sort((a, b) => a[0] - b[0]);
+  const total = rows.at(-1)?.[1] ?? 0;
+  const q = (p) => {
+    const hit = rows.find(([, n]) => n >= p * total);
+    return hit ? (hit[0] === Infinity ? 'more' : r3(hit[0] * 1000)) : null;
+  };
+  return { count: total, p50_le_ms: q(0.5), p99_le_ms: q(0.99) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // A Socket.IO v5 client over one WebSocket, written on node:net: the HTTP upgrade, frames and
 // Engine.IO packets by hand (handshake with a JWT, `registered`, pings, acks): about half the
@@ -642,7 +669,9 @@ async function overheadRound(o, fx, { webhooks, receiver, round }) {
     await sleep(500);
     await sendPhase(ctx, sockets, { rate: Math.min(o.rate, 500), secs: 1, name: 'warmup' });
     await settleWebhooks(ctx);
+    const bucketsBefore = await sendMessageBuckets(gw.url);
     const send = await sendPhase(ctx, sockets, { rate: o.rate, secs: o.secs, name: 'sendMessage' });
+    send.gateway_time = bucketQuantiles(bucketsBefore, await sendMessageBuckets(gw.url));
     const sendSettle = await settleWebhooks(ctx);
     const metrics = await webhookMetrics(gw.url);
     const receiverStats = webhooks ? await fetch(`${webhooks.base}/stats`).then((r) => r.json()) : null;
@@ -852,7 +881,8 @@ async function main() {
           log(`round ${r + 1}/${o.rounds}, webhooks ${on ? 'on' : 'off'}…`);
           const res = await overheadRound(o, fx, { webhooks: on ? webhooks : null, receiver: on ? rec.receiver : null, round: r + 1 });
           log(`  connect ${res.connect.connects_per_sec}/s (p99 ${res.connect.handshake.p99_ms} ms, gateway ${res.connect.gateway_cpu_us_per_connect} µs/connect, client ${res.connect.cpu.client?.percent}% CPU); `
-            + `sendMessage p50 ${res.send.rtt.p50_ms} p99 ${res.send.rtt.p99_ms} ms (gateway ${res.send.gateway_cpu_us_per_message} µs/message)`);
+            + `sendMessage p50 ${res.send.rtt.p50_ms} p99 ${res.send.rtt.p99_ms} ms (gateway ${res.send.gateway_cpu_us_per_message} µs/message; `
+          + `its own handling time p50 ≤ ${res.send.gateway_time?.p50_le_ms} p99 ≤ ${res.send.gateway_time?.p99_le_ms} ms)`);
           result.rounds.push(res);
           if (res.connect.failures > 0 || res.send.ok !== res.send.sent) failed = true;
           if (res.receiver?.bad_signatures) failed = true;
