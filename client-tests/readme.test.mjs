@@ -405,10 +405,10 @@ class Session {
         );
       }
       await Promise.race([proc.stdoutEnded, sleep(300)]);
-      assert.equal(code, 0, `${block.label} exited ${code}\n${shown(proc)}`);
-      fs.renameSync(this.state + ".next", this.state);
       if (groupMembers(proc.pgid).length > 0) this.servers.push(proc); // what it left running with &
       else allGroups.delete(proc.pgid);
+      assert.equal(code, 0, `${block.label} exited ${code}\n${shown(proc)}`);
+      fs.renameSync(this.state + ".next", this.state);
     }
     if (rule.check) await rule.check(ctx);
   }
