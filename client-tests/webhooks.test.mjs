@@ -234,8 +234,10 @@ describe("webhooks through a receiver outage and a restart", () => {
       assertOk(await ack(socket, "joinRoom", { roomId: "down" }));
       const sent = [];
       for (let i = 0; i < 30; i++) sent.push(assertOk(await ack(socket, "sendMessage", { roomId: "down", text: `m${i}` })).id);
-      // Tried and refused; counted as pending (the gauge is refreshed every 5 s).
-      await until(async () => (await metric(gw, "sio_webhook_deliveries_total", { type: "message.created", outcome: "unreachable" })) >= 30, 10000, "30 unreachable tries");
+      // Tried and refused until the receiver counts as down (16 failures in a row; then one
+      // probe per pause); counted as pending (the gauge is refreshed every 5 s).
+      await until(async () => (await metric(gw, "sio_webhook_deliveries_total", { type: "message.created", outcome: "unreachable" })) >= 16, 10000, "16 unreachable tries");
+      await until(async () => (await metric(gw, "sio_webhook_receiver_down")) === 1, 10000, "the receiver counted as down");
       await until(async () => (await metric(gw, "sio_webhooks_pending")) >= 32, 12000, "sio_webhooks_pending >= 32");
 
       // A graceful restart with the socket still open: its room.left and user.offline are
@@ -248,6 +250,46 @@ describe("webhooks through a receiver outage and a restart", () => {
       await until(() => sent.every((id) => receiver.of("message.created", (b) => b.data.id === id).length > 0), 30000, "every message.created");
       assert.ok(receiver.calls.every((c) => c.signed));
       await until(async () => (await metric(gw, "sio_webhooks_pending")) === 0, 12000, "sio_webhooks_pending back to 0");
+    } finally {
+      await gw.stop();
+      await receiver.stop();
+    }
+  });
+
+  it("a receiver that stays down is probed with one event at a time, not called for every due event", async () => {
+    const receiver = new Receiver(await stablePort()); // not listening yet: calls are refused
+    const gw = await startGateway(hookEnv(receiver, { EVENT_RATE_PER_SEC: "1000", EVENT_BURST: "1000" }));
+    try {
+      const u = `p${uid()}`;
+      const { socket } = await connectAndRegistered(gw, { auth: { token: gw.token(u) } });
+      assertOk(await ack(socket, "joinRoom", { roomId: "probe" }));
+      const sent = [];
+      for (let i = 0; i < 100; i++) sent.push(assertOk(await ack(socket, "sendMessage", { roomId: "probe", text: `m${i}` })).id);
+      await until(async () => (await metric(gw, "sio_webhook_receiver_down")) === 1, 10000, "the receiver counted as down");
+      assert.match(gw.logs(), /the webhook receiver fails every call/);
+      const tries = async () => {
+        let n = 0;
+        for (const outcome of ["unreachable", "timeout", "server_error"]) {
+          for (const type of ["user.online", "room.joined", "message.created"]) {
+            n += await metric(gw, "sio_webhook_deliveries_total", { type, outcome });
+          }
+        }
+        return n;
+      };
+      const atDown = await tries();
+      await sleep(12000);
+      const during = (await tries()) - atDown;
+      // Without the probe: 102 events each tried again after 1, 2, 4 and 8 s, some 400 calls
+      // in these 12 s; probing: one call per pause (1, 2, 4, 8 s …).
+      assert.ok(during <= 8, `${during} calls in 12 s while the receiver was down (${atDown} before it counted as down)`);
+      assert.ok(atDown <= 102, `${atDown} calls before the receiver counted as down`);
+
+      await receiver.start();
+      await until(() => sent.every((id) => receiver.of("message.created", (b) => b.data.id === id).length > 0), 40000, "every message.created once the receiver is back");
+      await until(async () => (await metric(gw, "sio_webhook_receiver_down")) === 0, 5000, "the receiver counted as up");
+      assert.match(gw.logs(), /the webhook receiver answers again/);
+      await until(async () => (await metric(gw, "sio_webhooks_pending")) === 0, 12000, "sio_webhooks_pending back to 0");
+      socket.close();
     } finally {
       await gw.stop();
       await receiver.stop();

@@ -190,6 +190,12 @@ pub const SERIES: &[Series] = &[
         "Webhook events not yet delivered or expired, all nodes' (read from the database every 5 s).",
     ),
     (
+        "sio_webhook_receiver_down",
+        Kind::Gauge,
+        Start::Used,
+        "1 while this node's webhook calls all fail and it probes the receiver with one event per pause.",
+    ),
+    (
         "http_requests_total",
         Kind::Counter,
         Start::Used,
@@ -428,6 +434,11 @@ pub fn record_proxy_call(event: String, outcome: &'static str, took: Option<Dura
 /// `timeout`, `unreachable`).
 pub fn record_webhook(kind: &str, outcome: &'static str) {
     counter!("sio_webhook_deliveries_total", "type" => kind.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// Whether this node's webhook delivery counts the receiver as down (1) or not (0).
+pub fn record_webhook_receiver_down(down: bool) {
+    gauge!("sio_webhook_receiver_down").set(if down { 1.0 } else { 0.0 });
 }
 
 /// Webhook events waiting in the outbox (all nodes'; read from the database).

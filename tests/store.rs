@@ -392,5 +392,28 @@ async fn outbox_leases_check(db: &Db) {
         0,
         "done once"
     );
+    // Leases given back by id: due again at once, for any node.
+    let more: Vec<NewEvent> = (0..2)
+        .map(|i| {
+            outbox::event_for(
+                outbox::Record::Leased(lease.clone()),
+                "room.left",
+                serde_json::json!({ "i": i }),
+            )
+            .unwrap()
+        })
+        .collect();
+    outbox::insert_all(db, &more, 41_000).await.unwrap();
+    let more_ids: Vec<String> = more.iter().map(|e| e.id_and_time.0.clone()).collect();
+    assert_eq!(outbox::release(db, &more_ids, "f").await.unwrap(), 0, "not f's leases");
+    assert_eq!(outbox::release(db, &more_ids[..1], "e").await.unwrap(), 1);
+    let g = outbox::claim(db, "g", 42_000, 30_000, 10).await.unwrap();
+    assert_eq!(
+        g.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        more_ids[..1].to_vec(),
+        "the released one only"
+    );
+    outbox::finish_all(db, &more_ids[..1], "g", 43_000).await.unwrap();
+    outbox::finish_all(db, &more_ids[1..], "e", 43_000).await.unwrap();
     assert_eq!(outbox::pending(db).await.unwrap(), 2, "d's two rows only");
 }

@@ -222,19 +222,44 @@ pub async fn finish(db: &Db, id: &str, owner: &str, now_ms: i64, outcome: &str) 
     Ok(done.rows_affected() == 1)
 }
 
+/// `$first, $first+1, …` for `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Marks delivered the claimed events `ids` that `owner` still holds, in one statement; how
 /// many it marked.
 pub async fn finish_all(db: &Db, ids: &[String], owner: &str, now_ms: i64) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
         "UPDATE webhook_outbox SET done_at = $1, outcome = 'delivered', lease_owner = NULL, lease_until = 0 \
          WHERE lease_owner = $2 AND done_at IS NULL AND id IN ({})",
-        list.join(", ")
+        placeholders(3, ids.len())
     );
     let mut query = sqlx::query(&sql).bind(now_ms).bind(owner);
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    Ok(query.execute(db.writer()).await?.rows_affected())
+}
+
+/// Gives back `owner`'s leases of the events `ids` (not tried after all), in one statement:
+/// they are due again at once.
+pub async fn release(db: &Db, ids: &[String], owner: &str) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE webhook_outbox SET lease_owner = NULL, lease_until = 0 \
+         WHERE lease_owner = $1 AND done_at IS NULL AND id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let mut query = sqlx::query(&sql).bind(owner);
     for id in ids {
         query = query.bind(id.as_str());
     }

@@ -35,6 +35,16 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// claimed again when its lease runs out.
 const LEASE_LEFT_TO_CALL: Duration = Duration::from_secs(CALL_TIMEOUT.as_secs() * 2);
 const _: () = assert!(LEASE_LEFT_TO_CALL.as_secs() < LEASE.as_secs());
+/// Failed calls in a row (unreachable, timeout, 5xx) after which the receiver counts as down:
+/// the loop then tries one due event per pause instead of every due row, so that a long
+/// outage with a large backlog does not keep a core busy with calls that fail at once.
+const DOWN_AFTER: u32 = 16;
+/// The first pause between two probes of a receiver that is down; it doubles up to
+/// [`PROBE_MAX`].
+const PROBE_MIN: Duration = Duration::from_secs(1);
+/// The longest pause between two probes: how late, at most, delivery notices the receiver is
+/// back.
+const PROBE_MAX: Duration = Duration::from_secs(10);
 /// Poll for due rows (retries, other nodes' events) at least this often.
 const POLL: Duration = Duration::from_secs(1);
 /// Most deliveries marked done in one statement.
@@ -64,6 +74,8 @@ struct Caller {
     url: reqwest::Url,
     /// Ids delivered, for the settler to mark done.
     delivered: mpsc::UnboundedSender<String>,
+    /// Calls failed in a row (see [`DOWN_AFTER`]).
+    failing: std::sync::atomic::AtomicU32,
 }
 
 /// The running delivery of one node; [`Delivery::stop`] ends it.
@@ -144,12 +156,30 @@ async fn run(
         client,
         url,
         delivered,
+        failing: Default::default(),
     });
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut calls = JoinSet::new();
-    let mut last_claim = Instant::now() - POLL;
+    let mut last_claim = Instant::now().checked_sub(POLL).unwrap_or_else(Instant::now);
+    let mut probe_pause = PROBE_MIN;
     loop {
         while calls.try_join_next().is_some() {}
+        if caller.hooks.receiver_down() {
+            // Events handed over meanwhile are not tried: their leases are given back, and
+            // they wait their turn as probes.
+            let untried: Vec<String> = std::iter::from_fn(|| handed.try_recv().ok()).map(|e| e.id).collect();
+            if let Err(e) = outbox::release(&caller.db, &untried, caller.hooks.owner()).await {
+                e.body();
+            }
+            caller.probe().await;
+            if caller.hooks.receiver_down() {
+                tokio::time::sleep(probe_pause).await;
+                probe_pause = (probe_pause * 2).min(PROBE_MAX);
+            } else {
+                probe_pause = PROBE_MIN;
+            }
+            continue;
+        }
         let Ok(first) = slots.clone().acquire_owned().await else {
             return;
         };
@@ -246,6 +276,21 @@ async fn keep_house(db: Db) {
 }
 
 impl Caller {
+    /// While the receiver is down: one try of the oldest due event, if one is due.
+    async fn probe(&self) {
+        let now = unix_millis() as i64;
+        match outbox::claim(&self.db, self.hooks.owner(), now, LEASE.as_millis() as i64, 1).await {
+            Ok(rows) => {
+                for event in rows {
+                    self.deliver(event).await;
+                }
+            }
+            Err(e) => {
+                e.body();
+            }
+        }
+    }
+
     /// Starts one try of `event` on `slot`, unless too little of its lease is left.
     fn spawn_call(self: Arc<Self>, calls: &mut JoinSet<()>, event: Claimed, slot: tokio::sync::OwnedSemaphorePermit) {
         let left = event.lease_until_ms - unix_millis() as i64;
@@ -285,6 +330,7 @@ impl Caller {
             Err(_) => "unreachable",
         };
         telemetry::record_webhook(&event.kind, outcome);
+        self.count_failures(outcome);
         let (db, owner, now) = (&self.db, self.hooks.owner(), unix_millis());
         let result = if outcome == "delivered" {
             // The settler marks it done; if it has stopped, the lease runs out instead.
@@ -302,6 +348,25 @@ impl Caller {
         if let Err(e) = result {
             // The lease runs out and the event is tried again: at least once, never lost.
             e.body();
+        }
+    }
+}
+
+impl Caller {
+    /// Counts failed calls in a row; [`DOWN_AFTER`] of them mark the receiver down, and an
+    /// answer (a 2xx, or a 4xx: the receiver is up, it refuses) marks it up again.
+    fn count_failures(&self, outcome: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match outcome {
+            "delivered" | "refused" => {
+                self.failing.store(0, Relaxed);
+                self.hooks.set_receiver_down(false);
+            }
+            _ => {
+                if self.failing.fetch_add(1, Relaxed) + 1 >= DOWN_AFTER {
+                    self.hooks.set_receiver_down(true);
+                }
+            }
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct Webhooks {
     handed: mpsc::Sender<Claimed>,
     /// Woken when events were stored, so delivery starts without waiting for its poll.
     pub stored: Notify,
+    /// Set by the delivery loop while the receiver fails every call (it then probes with one
+    /// event per pause); new events are stored due instead of handed over meanwhile.
+    receiver_down: std::sync::atomic::AtomicBool,
 }
 
 /// An event being stored in the transaction of a change; see [`Webhooks::before_store`].
@@ -97,6 +100,7 @@ impl Webhooks {
             .filter(|kind| cfg.wants(kind))
             .collect();
         crate::telemetry::start_webhook_series(&wanted);
+        crate::telemetry::record_webhook_receiver_down(false);
         let (tx, rx) = mpsc::unbounded_channel();
         let (handed, handed_rx) = mpsc::channel(HANDED_MAX);
         let hooks = Arc::new(Self {
@@ -105,6 +109,7 @@ impl Webhooks {
             owner: owner.into(),
             handed,
             stored: Notify::new(),
+            receiver_down: Default::default(),
         });
         let task = tokio::spawn(write_batches(rx, db, hooks.clone()));
         (hooks, Recorder { task }, handed_rx)
@@ -115,10 +120,32 @@ impl Webhooks {
         &self.owner
     }
 
+    /// Whether the receiver counts as down (see [`delivery`]).
+    pub fn receiver_down(&self) -> bool {
+        self.receiver_down.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Says whether the receiver counts as down.
+    fn set_receiver_down(&self, down: bool) {
+        if self.receiver_down.swap(down, std::sync::atomic::Ordering::Relaxed) != down {
+            crate::telemetry::record_webhook_receiver_down(down);
+            if down {
+                tracing::warn!("the webhook receiver fails every call: probing it with one event at a time");
+            } else {
+                tracing::info!("the webhook receiver answers again");
+            }
+        }
+    }
+
     /// Before a change stores its event: leased to this node when its delivery loop has room
-    /// for one more (the event is then handed over in memory), else stored due.
+    /// for one more (the event is then handed over in memory), else stored due (also while
+    /// the receiver is down).
     pub fn before_store(self: &Arc<Self>) -> Storing {
-        let slot = self.handed.clone().try_reserve_owned().ok();
+        let slot = if self.receiver_down() {
+            None
+        } else {
+            self.handed.clone().try_reserve_owned().ok()
+        };
         let record = match slot {
             Some(_) => Record::Leased(self.lease()),
             None => Record::Due,
@@ -190,7 +217,7 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<NewEvent>, db: Db, hooks:
     let mut batch = Vec::with_capacity(BATCH);
     let mut slots = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        while slots.len() < batch.len() {
+        while slots.len() < batch.len() && !hooks.receiver_down() {
             match hooks.handed.clone().try_reserve_owned() {
                 Ok(slot) => slots.push(slot),
                 Err(_) => break,
