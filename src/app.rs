@@ -133,9 +133,13 @@ pub async fn serve(
     let db = open_db(&cfg).await?;
     let cluster = match &cfg.redis_url {
         Some(url) => Some(
-            Cluster::connect(url, &cfg.redis_prefix)
-                .await
-                .map_err(|e| format!("REDIS_URL {}: {e}", crate::config::mask_url(url)))?,
+            Cluster::connect(
+                url,
+                cfg.redis_ca_file.as_deref().map(std::path::Path::new),
+                &cfg.redis_prefix,
+            )
+            .await
+            .map_err(|e| format!("REDIS_URL {}: {e}", crate::config::mask_url(url)))?,
         ),
         None => None,
     };

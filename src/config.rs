@@ -163,7 +163,7 @@ pub struct Config {
     /// Redis for the scale-out adapter (`REDIS_URL`); `None` means one node, in memory.
     pub redis_url: Option<String>,
     /// PEM file of the CA certificates a `rediss://` server's certificate must chain to,
-    /// instead of the system's (`REDIS_CA_FILE`; read on connecting, by `cluster::driver`).
+    /// instead of the system's (`REDIS_CA_FILE`).
     pub redis_ca_file: Option<String>,
     /// `/readyz` answers 503 while Redis is down (`READYZ_REQUIRE_REDIS`, default true as the
     /// contract says); false reports a Redis outage as degraded, with 200.

@@ -10,7 +10,7 @@
 use std::{
     collections::HashMap,
     fmt,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -76,9 +76,6 @@ pub struct LossCounts {
     pub inbound_dropped: u64,
 }
 
-/// The variable naming a PEM file of the CA certificates a `rediss://` server's certificate
-/// must chain to (a private CA); unset, the system's trusted certificates are used.
-pub const CA_FILE_VAR: &str = "REDIS_CA_FILE";
 /// How long one Redis command may take before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Publishes waiting to be sent; past it they are dropped (and counted).
@@ -89,17 +86,9 @@ const PUBLISH_BATCH: usize = 256;
 impl ManagedDriver {
     /// Connects to `url` (RESP3 is required for pub/sub on one connection and is added to the
     /// URL when missing). A `rediss://` URL speaks TLS: the server's certificate must chain to
-    /// the CA certificates of `REDIS_CA_FILE` when that is set, else to the system's.
-    pub async fn connect(url: &str) -> Result<Self, redis::RedisError> {
-        let ca_file = std::env::var_os(CA_FILE_VAR)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        Self::connect_with_ca(url, ca_file.as_deref()).await
-    }
-
-    /// [`ManagedDriver::connect`] trusting the PEM CA certificates of `ca_file` (and only
-    /// those) for a `rediss://` URL.
-    pub async fn connect_with_ca(url: &str, ca_file: Option<&Path>) -> Result<Self, redis::RedisError> {
+    /// the PEM CA certificates of `ca_file` (`REDIS_CA_FILE`, and only those) when given, else
+    /// to the system's.
+    pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<Self, redis::RedisError> {
         // redis-rs builds its TLS configuration with the process's default provider.
         crate::outbound::install_crypto();
         let url = if url.to_ascii_lowercase().contains("protocol=") {
@@ -175,7 +164,7 @@ impl ManagedDriver {
 fn read_ca_file(path: &Path) -> Result<Vec<u8>, redis::RedisError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let invalid = |why: String| {
-        let message = format!("{CA_FILE_VAR} {}: {why}", path.display());
+        let message = format!("REDIS_CA_FILE {}: {why}", path.display());
         redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, message))
     };
     let pem = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
@@ -199,8 +188,8 @@ fn explain_tls_error(e: redis::RedisError, url: &str, ca_file: Option<&Path>) ->
         return e;
     };
     let hint = match ca_file {
-        Some(path) => format!("it must be signed by a CA of {CA_FILE_VAR} ({})", path.display()),
-        None => format!("its CA is not among the system's; name a private CA in {CA_FILE_VAR}"),
+        Some(path) => format!("it must be signed by a CA of REDIS_CA_FILE ({})", path.display()),
+        None => format!("its CA is not among the system's; name a private CA in REDIS_CA_FILE"),
     };
     let message = format!("the server's TLS certificate is not trusted ({}): {hint}", &text[at..]);
     redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, message))

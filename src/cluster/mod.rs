@@ -233,9 +233,15 @@ return total
 "#;
 
 impl Cluster {
-    /// Connects to Redis; `prefix` separates deployments (and test runs) sharing one Redis.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Arc<Self>, redis::RedisError> {
-        let driver = ManagedDriver::connect(url).await?;
+    /// Connects to Redis (trusting the CA certificates of `ca_file` for `rediss://`, see
+    /// [`ManagedDriver::connect`]); `prefix` separates deployments (and test runs) sharing one
+    /// Redis.
+    pub async fn connect(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+        prefix: &str,
+    ) -> Result<Arc<Self>, redis::RedisError> {
+        let driver = ManagedDriver::connect(url, ca_file).await?;
         crate::telemetry::start_redis_series();
         crate::telemetry::record_redis_up(true);
         Ok(Arc::new(Self {
