@@ -189,7 +189,7 @@ fn explain_tls_error(e: redis::RedisError, url: &str, ca_file: Option<&Path>) ->
     };
     let hint = match ca_file {
         Some(path) => format!("it must be signed by a CA of REDIS_CA_FILE ({})", path.display()),
-        None => format!("its CA is not among the system's; name a private CA in REDIS_CA_FILE"),
+        None => "its CA is not among the system's; name a private CA in REDIS_CA_FILE".to_string(),
     };
     let message = format!("the server's TLS certificate is not trusted ({}): {hint}", &text[at..]);
     redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, message))
