@@ -230,7 +230,6 @@ impl Db {
     }
 }
 
-/// The options of a pool of `size` connections to `backend`.
 /// Refuses a `sslrootcert` that is not a file, which sqlx would only report on connecting as
 /// "No such file or directory".
 fn check_root_cert(url: &str) -> Result<(), sqlx::Error> {
@@ -261,6 +260,7 @@ fn explain_certificate_error(e: sqlx::Error) -> sqlx::Error {
     )
 }
 
+/// The options of a pool of `size` connections to `backend`.
 fn pool_options(backend: Backend, size: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
