@@ -47,6 +47,9 @@ const PROBE_MIN: Duration = Duration::from_secs(1);
 const PROBE_MAX: Duration = Duration::from_secs(10);
 /// Poll for due rows (retries, other nodes' events) at least this often.
 const POLL: Duration = Duration::from_secs(1);
+/// How long the settler gathers deliveries before it marks them done (their rows stay leased
+/// meanwhile, so nothing else tries them).
+const SETTLE_GATHER: Duration = Duration::from_millis(20);
 /// Most deliveries marked done in one statement.
 const SETTLE_BATCH: usize = 256;
 /// The longest pause between two tries.
@@ -160,7 +163,9 @@ async fn run(
     });
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut calls = JoinSet::new();
-    let mut last_claim = Instant::now().checked_sub(POLL).unwrap_or_else(Instant::now);
+    let mut last_claim = Instant::now();
+    // Claim at once on start: rows left by a stop or by other nodes.
+    let mut claim_due = true;
     let mut probe_pause = PROBE_MIN;
     loop {
         while calls.try_join_next().is_some() {}
@@ -183,12 +188,24 @@ async fn run(
         let Ok(first) = slots.clone().acquire_owned().await else {
             return;
         };
-        // Events this node stored for itself go first (they are leased already), as long as
-        // due rows are still looked for at least once per POLL.
-        if last_claim.elapsed() < POLL
-            && let Ok(event) = handed.try_recv()
-        {
-            caller.clone().spawn_call(&mut calls, event, first);
+        // Due rows are claimed when some were stored due, when the last claim filled every
+        // slot, and at least once per POLL (retries, other nodes' events); otherwise the
+        // events this node stored for itself (leased already) are all there is to call.
+        if !claim_due && last_claim.elapsed() < POLL {
+            let event = match handed.try_recv() {
+                Ok(event) => Some(event),
+                Err(_) => tokio::select! {
+                    Some(event) = handed.recv() => Some(event),
+                    _ = caller.hooks.stored.notified() => {
+                        claim_due = true;
+                        None
+                    }
+                    _ = tokio::time::sleep_until(last_claim + POLL) => None,
+                },
+            };
+            if let Some(event) = event {
+                caller.clone().spawn_call(&mut calls, event, first);
+            }
             continue;
         }
         // Take every free slot: as many rows are claimed.
@@ -217,33 +234,28 @@ async fn run(
                 continue;
             }
         };
-        let more_due = claimed.len() == asked;
+        claim_due = claimed.len() == asked;
         for (event, slot) in claimed.into_iter().zip(free.drain(..)) {
             caller.clone().spawn_call(&mut calls, event, slot);
-        }
-        drop(free);
-        if more_due {
-            continue;
-        }
-        // Nothing more is due: wait for a handed event, a stored one, or the next poll.
-        tokio::select! {
-            Some(event) = handed.recv() => {
-                if let Ok(slot) = slots.clone().acquire_owned().await {
-                    caller.clone().spawn_call(&mut calls, event, slot);
-                }
-            }
-            _ = caller.hooks.stored.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
         }
     }
 }
 
-/// Marks delivered events done, a batch per statement (whatever arrived meanwhile). A batch
+/// Marks delivered events done, a batch per statement (what arrives within SETTLE_GATHER). A batch
 /// the database refuses is tried twice more; after that its rows return when their leases run
 /// out and are delivered again (at least once).
 async fn settle(db: Db, owner: String, mut delivered: mpsc::UnboundedReceiver<String>) {
     let mut ids = Vec::with_capacity(SETTLE_BATCH);
     while delivered.recv_many(&mut ids, SETTLE_BATCH).await > 0 {
+        // Gather a little more: one write for the deliveries of SETTLE_GATHER, not one each.
+        if ids.len() < SETTLE_BATCH {
+            tokio::time::sleep(SETTLE_GATHER).await;
+            while ids.len() < SETTLE_BATCH
+                && let Ok(id) = delivered.try_recv()
+            {
+                ids.push(id);
+            }
+        }
         for attempt in 1..=3u64 {
             match outbox::finish_all(&db, &ids, &owner, unix_millis() as i64).await {
                 Ok(_) => break,
