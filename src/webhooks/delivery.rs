@@ -318,14 +318,7 @@ impl Caller {
 
     /// One try of one claimed event, and its bookkeeping.
     async fn deliver(&self, event: Claimed) {
-        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
-        let body = serde_json::json!({
-            "id": event.id,
-            "type": event.kind,
-            "createdAt": event.created_at,
-            "data": data,
-        })
-        .to_string();
+        let body = body_of(&event);
         let res = outbound::signed_post(
             &self.client,
             self.url.clone(),
@@ -383,6 +376,29 @@ impl Caller {
     }
 }
 
+/// The body of one call: `{ id, type, createdAt, data }`, with `data` as stored (JSON text,
+/// checked but not rebuilt; `null` if it were not JSON).
+fn body_of(event: &Claimed) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        created_at: &'a str,
+        data: &'a serde_json::value::RawValue,
+    }
+    let null = serde_json::value::RawValue::NULL;
+    let data = serde_json::from_str::<&serde_json::value::RawValue>(&event.data).unwrap_or(null);
+    serde_json::to_string(&Body {
+        id: &event.id,
+        kind: &event.kind,
+        created_at: &event.created_at,
+        data,
+    })
+    .unwrap_or_default()
+}
+
 /// Whether the event's tries have gone on for [`KEEP_TRYING`].
 fn expired(event: &Claimed, now_ms: u64) -> bool {
     let created = uuid::Uuid::parse_str(&event.id)
@@ -409,6 +425,34 @@ async fn prune(db: &Db) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_body_carries_data_as_stored() {
+        let event = Claimed {
+            id: "0190-\"x".into(),
+            kind: "message.created".into(),
+            created_at: "2026-12-07T05:00:00.000Z".into(),
+            data: r#"{"text":"a \"quote\" and é","n":1}"#.into(),
+            attempts: 0,
+            lease_until_ms: 0,
+        };
+        let body: serde_json::Value = serde_json::from_str(&body_of(&event)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "id": "0190-\"x",
+                "type": "message.created",
+                "createdAt": "2026-12-07T05:00:00.000Z",
+                "data": { "text": "a \"quote\" and é", "n": 1 },
+            })
+        );
+        let broken = Claimed {
+            data: "{not json".into(),
+            ..event
+        };
+        let body: serde_json::Value = serde_json::from_str(&body_of(&broken)).unwrap();
+        assert_eq!(body["data"], serde_json::Value::Null);
+    }
 
     #[test]
     fn backoff_doubles_up_to_five_minutes() {
