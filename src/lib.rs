@@ -20,8 +20,10 @@
 //! 3. **Storage and transport** — [`db`] (SQLite/PostgreSQL, one module per table, the
 //!    per-user ordering of notification ids) and [`cluster`] (several nodes over Redis: the
 //!    adapter's driver, notification fan-out, cross-node questions, the per-user limit; it
-//!    knows the layers above only through [`cluster::LocalNode`]), and [`proxy`] (client events
-//!    the gateway does not know, sent to the backend: schemas, signed calls, answers).
+//!    knows the layers above only through [`cluster::LocalNode`]), [`proxy`] (client events
+//!    the gateway does not know, sent to the backend: schemas, signed calls, answers), and
+//!    [`webhooks`] (what happens on the gateway, stored in the outbox and POSTed to the
+//!    backend by one node: the recorder, the delivery loop).
 //! 4. **The node** — [`node`]: the shared [`node::AppState`], each socket's
 //!    [`node::session`] (with its notification delivery gate), connection [`node::limits`]
 //!    and the event rate, token [`node::expiry`] deadlines, [`node::room_sizes`], and the
@@ -31,7 +33,7 @@
 //!    with the repair loop that reads from the database whatever a socket missed.
 //! 6. **Fronts** — [`socket`] (the handshake middleware, the connect sequence, one module per
 //!    event group; [`socket::reply`] answers with the ack envelope or the `error` event) and
-//!    [`http`] (the HTTP API, its extractors, and the request-level middleware).
+//!    [`http`] (the HTTP API, its extractors, the request-level middleware, the access log).
 //! 7. **Observers and assembly** — [`admin`] (the Socket.IO admin UI on `/admin`, fed by the
 //!    activity feed) and [`app`] (assembles a node and stops it).
 
