@@ -152,7 +152,7 @@ pub fn event_for(record: Record, kind: &'static str, data: serde_json::Value) ->
     })
 }
 
-/// Stores events, up to [`ROWS_PER_INSERT`] in one statement (each statement is atomic; a
+/// Stores events, up to 256 in one statement (each statement is atomic; a
 /// batch cut in two by a failure is retried whole, and the rows already stored are kept once).
 pub async fn insert_all(db: &Db, events: &[NewEvent], now_ms: i64) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_INSERT) {
