@@ -380,7 +380,7 @@ async fn outbox_leases_check(db: &Db) {
         "leased at insert"
     );
     let leased_ids: Vec<String> = leased.iter().map(|e| e.id_and_time.0.clone()).collect();
-    assert_eq!(leased[0].claimed().lease_until_ms, 70_000);
+    assert_eq!(outbox::Claimed::from(leased[0].clone()).lease_until_ms, 70_000);
     assert_eq!(
         outbox::finish_all(db, &leased_ids, "f", 42_000).await.unwrap(),
         0,

@@ -52,12 +52,7 @@ pub async fn insert(
         text: text.into(),
         created_at,
     };
-    let insert = sqlx::query(INSERT)
-        .bind(&msg.id)
-        .bind(room_id)
-        .bind(user_id)
-        .bind(text)
-        .bind(&msg.created_at);
+    let insert = bind_message(sqlx::query(INSERT), &msg);
     let Some(event) = outbox::event_for(
         record,
         "message.created",
@@ -70,12 +65,7 @@ pub async fn insert(
     if db.backend() == Backend::Sqlite {
         // The message and its event in one script: one round trip to the writer.
         let sql = format!("BEGIN IMMEDIATE; {INSERT}; {}; COMMIT;", outbox::insert_sql(6));
-        let query = sqlx::query(&sql)
-            .bind(&msg.id)
-            .bind(room_id)
-            .bind(user_id)
-            .bind(text)
-            .bind(&msg.created_at);
+        let query = bind_message(sqlx::query(&sql), &msg);
         db.sqlite_script(outbox::bind_event(query, &event, now_ms)).await?;
         return Ok((msg, Some(event)));
     }
@@ -84,6 +74,19 @@ pub async fn insert(
     outbox::insert_in(&mut tx, &event, now_ms).await?;
     tx.commit().await?;
     Ok((msg, Some(event)))
+}
+
+/// Binds the values of [`INSERT`] (`$1` to `$5`).
+fn bind_message<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    msg: &'q Message,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(msg.id.as_str())
+        .bind(msg.room_id.as_str())
+        .bind(msg.user_id.as_str())
+        .bind(msg.text.as_str())
+        .bind(msg.created_at.as_str())
 }
 
 /// One page of a room's messages, newest first, older than `before` when given.

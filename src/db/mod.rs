@@ -352,6 +352,14 @@ pub fn created_at_of(id: uuid::Uuid) -> String {
     crate::clock::rfc3339_ms(created)
 }
 
+/// `$first, $first+1, …`: `n` placeholders, for an `IN (…)` list or a row of `VALUES`.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Page size plus one, to learn `hasMore` without a count.
 pub(crate) fn probe_limit(limit: u32) -> i64 {
     i64::from(limit) + 1

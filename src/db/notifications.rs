@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::{
     Backend, Db, created_at_of, finish_page, next_id_after,
     outbox::{self, NewEvent, Record},
-    probe_limit,
+    placeholders, probe_limit,
 };
 use crate::error::{AppError, Result};
 
@@ -306,8 +306,7 @@ pub async fn mark_read(
             ids_unique.push(id);
         }
     }
-    let placeholders: Vec<String> = (0..ids_unique.len()).map(|i| format!("${}", i + 2)).collect();
-    let list = placeholders.join(", ");
+    let list = placeholders(2, ids_unique.len());
 
     let mut tx = db.writer().begin().await?;
     let select_sql = format!("SELECT id FROM notifications WHERE user_id = $1 AND id IN ({list})");

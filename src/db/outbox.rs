@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Db, new_id_and_time};
+use super::{Backend, Db, new_id_and_time, placeholders};
 use crate::error::Result;
 
 /// A stored event, as a node claimed it.
@@ -76,16 +76,19 @@ impl NewEvent {
             lease: None,
         }
     }
+}
 
-    /// The event as its delivery takes it (no try yet).
-    pub fn claimed(&self) -> Claimed {
+/// A stored event as its delivery takes it (no try yet), its text moved, not copied.
+impl From<NewEvent> for Claimed {
+    fn from(event: NewEvent) -> Self {
+        let (id, created_at) = event.id_and_time;
         Claimed {
-            id: self.id_and_time.0.clone(),
-            kind: self.kind.to_string(),
-            created_at: self.id_and_time.1.clone(),
-            data: self.data.clone(),
+            id,
+            kind: event.kind.to_string(),
+            created_at,
+            data: event.data,
             attempts: 0,
-            lease_until_ms: self.lease.as_ref().map_or(0, |l| l.until_ms),
+            lease_until_ms: event.lease.map_or(0, |l| l.until_ms),
         }
     }
 }
@@ -102,8 +105,7 @@ const ROWS_PER_INSERT: usize = 256;
 
 /// `VALUES ($n, …)` of one event whose first value is `$first`.
 fn values_of(first: usize) -> String {
-    let list: Vec<String> = (first..first + PER_EVENT).map(|i| format!("${i}")).collect();
-    format!("({})", list.join(", "))
+    format!("({})", placeholders(first, PER_EVENT))
 }
 
 /// The statement storing one event, its values from `$first` on (so that it can follow other
@@ -222,44 +224,34 @@ pub async fn finish(db: &Db, id: &str, owner: &str, now_ms: i64, outcome: &str) 
     Ok(done.rows_affected() == 1)
 }
 
-/// `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Marks delivered the claimed events `ids` that `owner` still holds, in one statement; how
 /// many it marked.
 pub async fn finish_all(db: &Db, ids: &[String], owner: &str, now_ms: i64) -> Result<u64> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let sql = format!(
-        "UPDATE webhook_outbox SET done_at = $1, outcome = 'delivered', lease_owner = NULL, lease_until = 0 \
-         WHERE lease_owner = $2 AND done_at IS NULL AND id IN ({})",
-        placeholders(3, ids.len())
-    );
-    let mut query = sqlx::query(&sql).bind(now_ms).bind(owner);
-    for id in ids {
-        query = query.bind(id.as_str());
-    }
-    Ok(query.execute(db.writer()).await?.rows_affected())
+    let set = "done_at = $2, outcome = 'delivered', lease_owner = NULL, lease_until = 0";
+    update_held(db, set, Some(now_ms), ids, owner).await
 }
 
 /// Gives back `owner`'s leases of the events `ids` (not tried after all), in one statement:
 /// they are due again at once.
 pub async fn release(db: &Db, ids: &[String], owner: &str) -> Result<u64> {
+    update_held(db, "lease_owner = NULL, lease_until = 0", None, ids, owner).await
+}
+
+/// `UPDATE … SET <set>` of the pending events `ids` whose lease `owner` holds (`$1`), with
+/// `value` as `$2` when given; how many rows it changed.
+async fn update_held(db: &Db, set: &str, value: Option<i64>, ids: &[String], owner: &str) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
+    let first_id = if value.is_some() { 3 } else { 2 };
     let sql = format!(
-        "UPDATE webhook_outbox SET lease_owner = NULL, lease_until = 0 \
-         WHERE lease_owner = $1 AND done_at IS NULL AND id IN ({})",
-        placeholders(2, ids.len())
+        "UPDATE webhook_outbox SET {set} WHERE lease_owner = $1 AND done_at IS NULL AND id IN ({})",
+        placeholders(first_id, ids.len())
     );
     let mut query = sqlx::query(&sql).bind(owner);
+    if let Some(value) = value {
+        query = query.bind(value);
+    }
     for id in ids {
         query = query.bind(id.as_str());
     }

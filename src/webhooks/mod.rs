@@ -67,7 +67,7 @@ impl Storing {
         let Some(event) = event else { return };
         match self.slot {
             Some(slot) if event.lease.is_some() => {
-                slot.send(event.claimed());
+                slot.send(event.into());
             }
             _ => self.hooks.stored.notify_one(),
         }
@@ -242,7 +242,7 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<NewEvent>, db: Db, hooks:
         }
         let handed = slots.len();
         for (event, slot) in batch.drain(..handed).zip(slots.drain(..)) {
-            slot.send(event.claimed());
+            slot.send(event.into());
         }
         if !batch.is_empty() {
             hooks.stored.notify_one();
