@@ -104,9 +104,8 @@ pub struct Cluster {
     next_request: std::sync::atomic::AtomicU64,
     /// Slot releases that failed since the last heartbeat (reported there, once).
     failed_releases: std::sync::atomic::AtomicU64,
-    /// Whether the last heartbeat reached Redis.
-    healthy: std::sync::atomic::AtomicBool,
-    /// When the current outage began (the first heartbeat that failed), if one runs.
+    /// When the current outage began (the first heartbeat that failed); `None` while the last
+    /// heartbeat reached Redis.
     down_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// Cluster questions answered from this node only since the last heartbeat (Redis away).
     local_only_answers: std::sync::atomic::AtomicU64,
@@ -251,7 +250,6 @@ impl Cluster {
             pending: Pending::default(),
             next_request: Default::default(),
             failed_releases: Default::default(),
-            healthy: std::sync::atomic::AtomicBool::new(true),
             down_since: Default::default(),
             local_only_answers: Default::default(),
         }))
@@ -532,16 +530,12 @@ impl Cluster {
         crate::telemetry::record_redis_losses(losses.queue_full, losses.publish_failed, losses.inbound_dropped);
         let failed_releases = self.failed_releases.swap(0, Relaxed);
         let local_only = self.local_only_answers.swap(0, Relaxed);
-        let was_healthy = self.healthy.swap(res.is_ok(), Relaxed);
         crate::telemetry::record_redis_up(res.is_ok());
+        let mut down_since = self.down_since.lock().unwrap_or_else(|e| e.into_inner());
         match res {
             Err(e) => {
                 crate::telemetry::record_redis_heartbeat_failed();
-                let since = *self
-                    .down_since
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get_or_insert_with(std::time::Instant::now);
+                let since = *down_since.get_or_insert_with(std::time::Instant::now);
                 tracing::warn!(
                     cause = %e,
                     down_secs = since.elapsed().as_secs(),
@@ -553,8 +547,8 @@ impl Cluster {
                 );
                 return;
             }
-            Ok(()) if !was_healthy => {
-                let since = self.down_since.lock().unwrap_or_else(|e| e.into_inner()).take();
+            Ok(()) if down_since.is_some() => {
+                let since = down_since.take();
                 crate::telemetry::record_redis_reconnect();
                 // The outage's last losses go with this line, not in a warning of their own.
                 tracing::info!(

@@ -121,9 +121,7 @@ impl Delivery {
             e.body();
         }
     }
-}
 
-impl Delivery {
     /// Ends every task at once (the process stops without a graceful stop).
     pub fn abort(self) {
         self.housekeeping.abort();
