@@ -286,7 +286,7 @@ pub fn render() -> Option<String> {
     Some(handle.render())
 }
 
-/// Describes the Redis series and sets them to zero (a node with `REDIS_URL`).
+/// Describes the Redis series and makes them exist, at zero on a first start (a node with `REDIS_URL`).
 pub fn start_redis_series() {
     start_series(REDIS_SERIES);
 }
@@ -305,8 +305,10 @@ fn start_series(series: &[Series]) {
         };
         for labels in label_sets {
             match kind {
-                Kind::Counter => counter!(name, labels).absolute(0),
-                Kind::Gauge => gauge!(name, labels).set(0.0),
+                // Adding zero makes the series exist without resetting it, should a process
+                // start a second server (the tests do).
+                Kind::Counter => counter!(name, labels).increment(0),
+                Kind::Gauge => gauge!(name, labels).increment(0.0),
                 Kind::Histogram => {}
             }
         }
@@ -316,14 +318,14 @@ fn start_series(series: &[Series]) {
 /// Starts `sio_webhook_deliveries_total{type, outcome="delivered"}` at zero for each type sent.
 pub fn start_webhook_series(types: &[&'static str]) {
     for &kind in types {
-        counter!("sio_webhook_deliveries_total", "type" => kind, "outcome" => "delivered").absolute(0);
+        counter!("sio_webhook_deliveries_total", "type" => kind, "outcome" => "delivered").increment(0);
     }
 }
 
 /// Starts `sio_events_total{event, outcome="ok"}` at zero for each client event name.
 pub fn start_event_series(events: &[&'static str]) {
     for &event in events {
-        counter!("sio_events_total", "event" => event, "outcome" => "ok").absolute(0);
+        counter!("sio_events_total", "event" => event, "outcome" => "ok").increment(0);
     }
 }
 
