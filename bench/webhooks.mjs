@@ -136,6 +136,9 @@ function usage() {
   --skip-drain            only the overhead rounds
   --no-pin                do not pin with taskset
   --receiver-cpu N        the CPU the receiver is pinned to (default 1, beside this client; 0: beside the gateway)
+  --receiver-nice N       start the receiver at nice N (default 0): it stands for a backend on
+                          other machines, so with N = 19 it uses only the CPU the client and the
+                          gateway leave instead of taking a share of theirs
   --json-only             print only the JSON line
 
   SIO_GATEWAY_BIN         the gateway binary (default target/release/sio-gateway)
@@ -145,7 +148,7 @@ function usage() {
 function parseArgs(argv) {
   const o = {
     quick: false, rounds: 3, connects: 5000, inFlight: 100, sockets: 1000, roomSize: 10, rate: 1000, secs: 10,
-    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, gatewayEnv: {}, overhead: true, drain: true, pin: true, receiverCpu: 1,
+    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, gatewayEnv: {}, overhead: true, drain: true, pin: true, receiverCpu: 1, receiverNice: 0,
     jsonOnly: false,
   };
   const set = {};
@@ -181,6 +184,7 @@ function parseArgs(argv) {
       case '--skip-drain': o.drain = false; break;
       case '--no-pin': o.pin = false; break;
       case '--receiver-cpu': set.receiverCpu = num(0); break;
+      case '--receiver-nice': set.receiverNice = num(0); break;
       case '--json-only': o.jsonOnly = true; break;
       default: throw new Error(`unknown option ${a} (see --help)`);
     }
@@ -200,8 +204,9 @@ process.on('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
-function start(cmd, args, { env, cpu, pin, logFile }) {
-  const [file, argv] = pin ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args];
+function start(cmd, args, { env, cpu, pin, logFile, nice = 0 }) {
+  const niced = nice > 0 ? ['nice', ['-n', String(nice), cmd, ...args]] : [cmd, args];
+  const [file, argv] = pin ? ['taskset', ['-c', String(cpu), ...niced.flat()]] : niced;
   const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const proc = { child, out: '', exited: null };
@@ -619,7 +624,7 @@ async function startReceiver(o, port, secret) {
       ...o.baseEnv, PORT: String(port), WEBHOOK_SECRET: secret,
       RECEIVER_STATUS: String(o.receiverStatus), RECEIVER_BODY: o.receiverBody, RECEIVER_DELAY_MS: String(o.receiverDelayMs),
     },
-    cpu: o.receiverCpu, pin: o.pin,
+    cpu: o.receiverCpu, pin: o.pin, nice: o.receiverNice,
   });
   await until(() => rec.out.includes('"listening"'), 10000, 'receiver listening', rec);
   return rec;
@@ -855,7 +860,7 @@ async function main() {
     git_dirty_src: (sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'migrations', 'Cargo.toml', 'Cargo.lock']) ?? '') !== '',
     machine: {
       cpus: ncpu, cpu_model: cpuModel, node: process.version,
-      pinning: o.pin ? `gateway on CPU 0; client (this process) on CPU 1; receiver on CPU ${o.receiverCpu}` : 'none (--no-pin)',
+      pinning: o.pin ? `gateway on CPU 0; client (this process) on CPU 1; receiver on CPU ${o.receiverCpu}${o.receiverNice ? ` at nice ${o.receiverNice}` : ''}` : `none (--no-pin)${o.receiverNice ? `; receiver at nice ${o.receiverNice}` : ''}`,
     },
     config: {
       rounds: o.rounds, connects: o.connects, in_flight: o.inFlight, sockets: o.sockets, room_size: o.roomSize,

@@ -14,7 +14,8 @@
 //!    [`error`] (the one error enum and its two wire forms), [`clock`] (wall-clock time and
 //!    its RFC 3339 form), [`telemetry`] (logs, metrics),
 //!    [`secrets`] (generated secret files), [`shutdown`] (stop signals), [`outbound`] (the
-//!    HTTP client and HMAC signature of calls to a backend), [`cli`].
+//!    HTTP client and HMAC signature of calls to a backend), [`background`] (a runtime of
+//!    lower priority for work that may wait while clients are served), [`cli`].
 //! 2. **Rules** — [`auth`] (token sources, verification, signing) and [`dto`] (request DTOs
 //!    and their validation, shared by both fronts).
 //! 3. **Storage and transport** — [`db`] (SQLite/PostgreSQL, one module per table, the
@@ -40,6 +41,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

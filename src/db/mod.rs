@@ -352,12 +352,47 @@ pub fn created_at_of(id: uuid::Uuid) -> String {
     crate::clock::rfc3339_ms(created)
 }
 
-/// `$first, $first+1, …`: `n` placeholders, for an `IN (…)` list or a row of `VALUES`.
+/// `$first, $first+1, …`: `n` placeholders of a statement of fixed length.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The placeholders of a statement with lists of values (an `IN (…)` list, rows of
+/// `VALUES`), numbered in the order of the text: `$1, $2 …` on PostgreSQL, `?` on SQLite; the
+/// values are bound in the same order. SQLite finds a named parameter (`$n`) by scanning the
+/// statement's names, once when it parses the text and once when a value is bound, so a
+/// list of `n` named parameters costs n² steps; `?` costs n.
+pub(crate) struct Params {
+    sqlite: bool,
+    bound: usize,
+}
+
+impl Params {
+    /// The placeholders of one statement for `backend`.
+    pub(crate) fn new(backend: Backend) -> Self {
+        Self {
+            sqlite: backend == Backend::Sqlite,
+            bound: 0,
+        }
+    }
+
+    /// The next placeholder.
+    pub(crate) fn one(&mut self) -> String {
+        self.bound += 1;
+        if self.sqlite {
+            "?".to_string()
+        } else {
+            format!("${}", self.bound)
+        }
+    }
+
+    /// The next `n` placeholders, comma-separated.
+    pub(crate) fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.one()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// Page size plus one, to learn `hasMore` without a count.

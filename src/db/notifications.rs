@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{
-    Backend, Db, created_at_of, finish_page, next_id_after,
+    Backend, Db, Params, created_at_of, finish_page, next_id_after,
     outbox::{self, NewEvent, Record},
-    placeholders, probe_limit,
+    probe_limit,
 };
 use crate::error::{AppError, Result};
 
@@ -306,10 +306,12 @@ pub async fn mark_read(
             ids_unique.push(id);
         }
     }
-    let list = placeholders(2, ids_unique.len());
+    // The user's placeholder, then the list: the same numbering in both statements.
+    let mut params = Params::new(db.backend());
+    let (user, list) = (params.one(), params.list(ids_unique.len()));
 
     let mut tx = db.writer().begin().await?;
-    let select_sql = format!("SELECT id FROM notifications WHERE user_id = $1 AND id IN ({list})");
+    let select_sql = format!("SELECT id FROM notifications WHERE user_id = {user} AND id IN ({list})");
     let mut owned_q = sqlx::query(&select_sql).bind(user_id);
     for id in &ids_unique {
         owned_q = owned_q.bind(id.as_str());
@@ -321,7 +323,7 @@ pub async fn mark_read(
         .map(|r| r.try_get::<String, _>("id"))
         .collect::<Result<_, _>>()?;
     let update_sql =
-        format!("UPDATE notifications SET is_read = 1 WHERE user_id = $1 AND is_read = 0 AND id IN ({list})");
+        format!("UPDATE notifications SET is_read = 1 WHERE user_id = {user} AND is_read = 0 AND id IN ({list})");
     let mut update = sqlx::query(&update_sql).bind(user_id);
     for id in &ids_unique {
         update = update.bind(id.as_str());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Db, new_id_and_time, placeholders};
+use super::{Backend, Db, Params, new_id_and_time, placeholders};
 use crate::error::Result;
 
 /// A stored event, as a node claimed it.
@@ -103,15 +103,10 @@ const ON_CONFLICT: &str = "ON CONFLICT (id) DO NOTHING";
 /// Most events in one insert statement (7 values each, far below both engines' limits).
 const ROWS_PER_INSERT: usize = 256;
 
-/// `VALUES ($n, …)` of one event whose first value is `$first`.
-fn values_of(first: usize) -> String {
-    format!("({})", placeholders(first, PER_EVENT))
-}
-
 /// The statement storing one event, its values from `$first` on (so that it can follow other
 /// statements in one SQLite script).
 pub(crate) fn insert_sql(first: usize) -> String {
-    format!("{COLUMNS} VALUES {} {ON_CONFLICT}", values_of(first))
+    format!("{COLUMNS} VALUES ({}) {ON_CONFLICT}", placeholders(first, PER_EVENT))
 }
 
 /// Binds the values of `event` in [`COLUMNS`] order.
@@ -158,7 +153,10 @@ pub fn event_for(record: Record, kind: &'static str, data: serde_json::Value) ->
 /// batch cut in two by a failure is retried whole, and the rows already stored are kept once).
 pub async fn insert_all(db: &Db, events: &[NewEvent], now_ms: i64) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len()).map(|i| values_of(i * PER_EVENT + 1)).collect();
+        let mut params = Params::new(db.backend());
+        let values: Vec<String> = (0..chunk.len())
+            .map(|_| format!("({})", params.list(PER_EVENT)))
+            .collect();
         let sql = format!("{COLUMNS} VALUES {} {ON_CONFLICT}", values.join(", "));
         let mut query = sqlx::query(&sql);
         for event in chunk {
@@ -227,7 +225,7 @@ pub async fn finish(db: &Db, id: &str, owner: &str, now_ms: i64, outcome: &str) 
 /// Marks delivered the claimed events `ids` that `owner` still holds, in one statement; how
 /// many it marked.
 pub async fn finish_all(db: &Db, ids: &[String], owner: &str, now_ms: i64) -> Result<u64> {
-    let set = "done_at = $2, outcome = 'delivered', lease_owner = NULL, lease_until = 0";
+    let set = "done_at = {value}, outcome = 'delivered', lease_owner = NULL, lease_until = 0";
     update_held(db, set, Some(now_ms), ids, owner).await
 }
 
@@ -237,21 +235,26 @@ pub async fn release(db: &Db, ids: &[String], owner: &str) -> Result<u64> {
     update_held(db, "lease_owner = NULL, lease_until = 0", None, ids, owner).await
 }
 
-/// `UPDATE … SET <set>` of the pending events `ids` whose lease `owner` holds (`$1`), with
-/// `value` as `$2` when given; how many rows it changed.
+/// `UPDATE … SET <set>` of the pending events `ids` whose lease `owner` holds, with `value`
+/// in place of `{value}` in `set` when given; how many rows it changed.
 async fn update_held(db: &Db, set: &str, value: Option<i64>, ids: &[String], owner: &str) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let first_id = if value.is_some() { 3 } else { 2 };
-    let sql = format!(
-        "UPDATE webhook_outbox SET {set} WHERE lease_owner = $1 AND done_at IS NULL AND id IN ({})",
-        placeholders(first_id, ids.len())
-    );
-    let mut query = sqlx::query(&sql).bind(owner);
+    let mut params = Params::new(db.backend());
+    let set = match value {
+        Some(_) => set.replace("{value}", &params.one()),
+        None => set.to_string(),
+    };
+    let held_by = params.one();
+    let list = params.list(ids.len());
+    let sql =
+        format!("UPDATE webhook_outbox SET {set} WHERE lease_owner = {held_by} AND done_at IS NULL AND id IN ({list})");
+    let mut query = sqlx::query(&sql);
     if let Some(value) = value {
         query = query.bind(value);
     }
+    query = query.bind(owner);
     for id in ids {
         query = query.bind(id.as_str());
     }

@@ -3,6 +3,10 @@
 //! signed with `WEBHOOK_SECRET`; marks it delivered on a 2xx (in batches) and otherwise
 //! schedules the next try (1 s, 2 s, 4 s … at most 5 min apart), for at least 24 hours.
 //! Delivered rows are pruned after an hour.
+//!
+//! The loop and its calls run on a [`Background`] runtime (a thread of lower priority), so
+//! that a node busy with its clients delivers with the CPU they leave instead of slowing
+//! them; its database calls are made on the main runtime, where the pool lives.
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,11 +18,13 @@ use tokio::{
 
 use super::Webhooks;
 use crate::{
+    background::Background,
     clock::unix_millis,
     db::{
         Db,
         outbox::{self, Claimed},
     },
+    error::AppError,
     outbound, telemetry,
 };
 
@@ -73,6 +79,8 @@ pub fn backoff(attempts: i64) -> Duration {
 struct Caller {
     hooks: Arc<Webhooks>,
     db: Db,
+    /// The main runtime, where the database calls run.
+    main: tokio::runtime::Handle,
     client: reqwest::Client,
     url: reqwest::Url,
     /// Ids delivered, for the settler to mark done.
@@ -86,22 +94,28 @@ pub struct Delivery {
     calls: JoinHandle<()>,
     settler: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
+    /// The runtime of the calls; dropped last.
+    background: Background,
     hooks: Arc<Webhooks>,
     db: Db,
 }
 
 /// Starts the delivery of this node: the loop of calls (fed by `handed`, the events this node
-/// stored leased to itself, and by claims), the settler that marks deliveries done, and the
-/// housekeeping (pending gauge, pruning).
+/// stored leased to itself, and by claims) on the background runtime, the settler that marks
+/// deliveries done, and the housekeeping (pending gauge, pruning). Call within the main
+/// runtime.
 pub fn start(hooks: Arc<Webhooks>, db: Db, handed: mpsc::Receiver<Claimed>) -> Delivery {
     let (delivered, delivered_rx) = mpsc::unbounded_channel();
     let settler = tokio::spawn(settle(db.clone(), hooks.owner().to_string(), delivered_rx));
     let housekeeping = tokio::spawn(keep_house(db.clone()));
-    let calls = tokio::spawn(run(hooks.clone(), db.clone(), handed, delivered));
+    let background = Background::start("sio-webhooks");
+    let main = background.main().clone();
+    let calls = background.spawn(run(hooks.clone(), db.clone(), main, handed, delivered));
     Delivery {
         calls,
         settler,
         housekeeping,
+        background,
         hooks,
         db,
     }
@@ -115,6 +129,7 @@ impl Delivery {
         self.housekeeping.abort();
         self.calls.abort();
         let _ = self.calls.await;
+        drop(self.background);
         let _ = tokio::time::timeout_at(deadline, self.settler).await;
         let release = outbox::release_leases(&self.db, self.hooks.owner());
         if let Ok(Err(e)) = tokio::time::timeout_at(deadline, release).await {
@@ -134,6 +149,7 @@ impl Delivery {
 async fn run(
     hooks: Arc<Webhooks>,
     db: Db,
+    main: tokio::runtime::Handle,
     mut handed: mpsc::Receiver<Claimed>,
     delivered: mpsc::UnboundedSender<String>,
 ) {
@@ -154,6 +170,7 @@ async fn run(
     let caller = Arc::new(Caller {
         hooks,
         db,
+        main,
         client,
         url,
         delivered,
@@ -171,7 +188,11 @@ async fn run(
             // Events handed over meanwhile are not tried: their leases are given back, and
             // they wait their turn as probes.
             let untried: Vec<String> = std::iter::from_fn(|| handed.try_recv().ok()).map(|e| e.id).collect();
-            if let Err(e) = outbox::release(&caller.db, &untried, caller.hooks.owner()).await {
+            let owner = caller.hooks.owner().to_string();
+            if let Err(e) = caller
+                .on_main(|db| async move { outbox::release(&db, &untried, &owner).await })
+                .await
+            {
                 e.body();
             }
             caller.probe().await;
@@ -213,16 +234,7 @@ async fn run(
         }
         let asked = free.len();
         last_claim = Instant::now();
-        let owner = caller.hooks.owner();
-        let claimed = match outbox::claim(
-            &caller.db,
-            owner,
-            unix_millis() as i64,
-            LEASE.as_millis() as i64,
-            asked as i64,
-        )
-        .await
-        {
+        let claimed = match caller.claim(asked).await {
             Ok(rows) => rows,
             Err(e) => {
                 e.body();
@@ -286,10 +298,32 @@ async fn keep_house(db: Db) {
 }
 
 impl Caller {
+    /// Runs a database call on the main runtime (where the pool's connections are driven).
+    async fn on_main<T, F, Fut>(&self, call: F) -> Result<T, AppError>
+    where
+        F: FnOnce(Db) -> Fut,
+        Fut: Future<Output = Result<T, AppError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.main.spawn(call(self.db.clone())).await {
+            Ok(result) => result,
+            Err(_) => Err(AppError::Unavailable("database")),
+        }
+    }
+
+    /// Claims up to `limit` due rows for this node.
+    async fn claim(&self, limit: usize) -> Result<Vec<Claimed>, AppError> {
+        let owner = self.hooks.owner().to_string();
+        let now = unix_millis() as i64;
+        self.on_main(
+            move |db| async move { outbox::claim(&db, &owner, now, LEASE.as_millis() as i64, limit as i64).await },
+        )
+        .await
+    }
+
     /// While the receiver is down: one try of the oldest due event, if one is due.
     async fn probe(&self) {
-        let now = unix_millis() as i64;
-        match outbox::claim(&self.db, self.hooks.owner(), now, LEASE.as_millis() as i64, 1).await {
+        match self.claim(1).await {
             Ok(rows) => {
                 for event in rows {
                     self.deliver(event).await;
@@ -334,19 +368,23 @@ impl Caller {
         };
         telemetry::record_webhook(&event.kind, outcome);
         self.count_failures(outcome);
-        let (db, owner, now) = (&self.db, self.hooks.owner(), unix_millis());
+        let (owner, now) = (self.hooks.owner().to_string(), unix_millis());
         let result = if outcome == "delivered" {
             // The settler marks it done; if it has stopped, the lease runs out instead.
             let _ = self.delivered.send(event.id);
             Ok(())
         } else if expired(&event, now) {
             tracing::warn!(id = %event.id, kind = %event.kind, "webhook event given up after 24 hours of failed tries");
-            outbox::finish(db, &event.id, owner, now as i64, "expired")
-                .await
-                .map(|_| ())
+            self.on_main(move |db| async move {
+                outbox::finish(&db, &event.id, &owner, now as i64, "expired")
+                    .await
+                    .map(|_| ())
+            })
+            .await
         } else {
             let next = now + backoff(event.attempts).as_millis() as u64;
-            outbox::retry_at(db, &event.id, owner, next as i64).await
+            self.on_main(move |db| async move { outbox::retry_at(&db, &event.id, &owner, next as i64).await })
+                .await
         };
         if let Err(e) = result {
             // The lease runs out and the event is tried again: at least once, never lost.
