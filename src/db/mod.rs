@@ -22,8 +22,14 @@ use sqlx::{
     migrate::Migrator,
 };
 
-/// How often SQLite's write-ahead log is checkpointed in the background.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often SQLite's write-ahead log is checkpointed in the background. Often, so that each
+/// checkpoint is small: a checkpoint first syncs the log, and while the disk writes the log's
+/// last block back, the writer's next append into that block waits for it (a frame is a page
+/// plus a 24-byte header, so appends straddle blocks). The wait grows with what the sync has
+/// to write: once a second it cost `sendMessage` tens of milliseconds at p99 on a slow disk,
+/// every 100 ms a few (see BENCHMARKS.md, webhooks). A checkpoint with nothing to copy is a
+/// no-op.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -157,10 +163,11 @@ impl Db {
         }
     }
 
-    /// SQLite only: copies the write-ahead log back into the database file once a second, on
-    /// a pool connection of its own, so that no request pays for a checkpoint (with
-    /// `synchronous = NORMAL` a checkpoint is the only step that waits for the disk). A
-    /// passive checkpoint never blocks writers or readers. `None` for PostgreSQL.
+    /// SQLite only: copies the write-ahead log back into the database file every
+    /// [`CHECKPOINT_EVERY`], on a pool connection of its own, so that no request pays for a
+    /// checkpoint (with `synchronous = NORMAL` a checkpoint is the only step that waits for
+    /// the disk). A passive checkpoint takes no lock writers or readers wait for (the disk
+    /// is another matter: see [`CHECKPOINT_EVERY`]). `None` for PostgreSQL.
     pub fn start_checkpoints(&self) -> Option<tokio::task::JoinHandle<()>> {
         if self.backend != Backend::Sqlite {
             return None;
