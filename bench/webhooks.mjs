@@ -22,6 +22,8 @@
 // The client speaks Engine.IO v4 / Socket.IO v5 over WebSocket itself, on node:net (lighter
 // than socket.io-client or `ws`, so more of its core is left to load the gateway). Pinned like
 // the other scripts: the gateway on CPU 0, this client and the receiver on CPU 1 (--no-pin: unpinned).
+// The receiver stands for a backend on other machines: it runs at nice 19, so that it takes
+// the CPU the client leaves rather than a share of the client's (--receiver-nice 0: a share).
 // Only 2 cores: the output gives each process's CPU use per phase, so a phase limited by the
 // client can be told apart from one limited by the gateway.
 //
@@ -136,9 +138,9 @@ function usage() {
   --skip-drain            only the overhead rounds
   --no-pin                do not pin with taskset
   --receiver-cpu N        the CPU the receiver is pinned to (default 1, beside this client; 0: beside the gateway)
-  --receiver-nice N       start the receiver at nice N (default 0): it stands for a backend on
-                          other machines, so with N = 19 it uses only the CPU the client and the
-                          gateway leave instead of taking a share of theirs
+  --receiver-nice N       start the receiver at nice N (default 19): it stands for a backend on
+                          other machines, so it uses only the CPU the client and the gateway
+                          leave instead of taking a share of theirs (0: an equal share)
   --json-only             print only the JSON line
 
   SIO_GATEWAY_BIN         the gateway binary (default target/release/sio-gateway)
@@ -148,7 +150,7 @@ function usage() {
 function parseArgs(argv) {
   const o = {
     quick: false, rounds: 3, connects: 5000, inFlight: 100, sockets: 1000, roomSize: 10, rate: 1000, secs: 10,
-    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, gatewayEnv: {}, overhead: true, drain: true, pin: true, receiverCpu: 1, receiverNice: 0,
+    backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, gatewayEnv: {}, overhead: true, drain: true, pin: true, receiverCpu: 1, receiverNice: 19,
     jsonOnly: false,
   };
   const set = {};
