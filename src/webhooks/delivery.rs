@@ -51,6 +51,11 @@ const PROBE_MIN: Duration = Duration::from_secs(1);
 /// The longest pause between two probes: how late, at most, delivery notices the receiver is
 /// back.
 const PROBE_MAX: Duration = Duration::from_secs(10);
+/// A claim waits for at least this many free call slots (or for [`CLAIM_GATHER`]), so that a
+/// backlog is claimed in batches, not one row per claim as calls end one by one.
+const CLAIM_MIN: usize = CONCURRENCY / 4;
+/// The longest a claim waits for [`CLAIM_MIN`] free slots.
+const CLAIM_GATHER: Duration = Duration::from_millis(10);
 /// Poll for due rows (retries, other nodes' events) at least this often.
 const POLL: Duration = Duration::from_secs(1);
 /// How long the settler gathers deliveries before it marks them done (their rows stay leased
@@ -227,10 +232,18 @@ async fn run(
             }
             continue;
         }
-        // Take every free slot: as many rows are claimed.
+        // Take every free slot, waiting a little for CLAIM_MIN: as many rows are claimed.
         let mut free = vec![first];
-        while let Ok(slot) = slots.clone().try_acquire_owned() {
-            free.push(slot);
+        let gather_until = Instant::now() + CLAIM_GATHER;
+        while free.len() < CONCURRENCY {
+            match slots.clone().try_acquire_owned() {
+                Ok(slot) => free.push(slot),
+                Err(_) if free.len() >= CLAIM_MIN => break,
+                Err(_) => match tokio::time::timeout_at(gather_until, slots.clone().acquire_owned()).await {
+                    Ok(Ok(slot)) => free.push(slot),
+                    _ => break,
+                },
+            }
         }
         let asked = free.len();
         last_claim = Instant::now();

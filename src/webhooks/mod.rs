@@ -27,6 +27,10 @@ use crate::{
 
 /// Most presence and room events written in one transaction.
 const BATCH: usize = 256;
+/// How long the recorder gathers events before it writes them: one transaction for what
+/// arrives meanwhile, not one for every few (each costs SQLite its locks and whole pages of
+/// log, whatever the number of rows).
+const GATHER: Duration = Duration::from_millis(10);
 /// Longest wait between two tries of a batch the database did not take.
 const WRITE_RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -217,6 +221,14 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<NewEvent>, db: Db, hooks:
     let mut batch = Vec::with_capacity(BATCH);
     let mut slots = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if batch.len() < BATCH {
+            tokio::time::sleep(GATHER).await;
+            while batch.len() < BATCH
+                && let Ok(event) = rx.try_recv()
+            {
+                batch.push(event);
+            }
+        }
         while slots.len() < batch.len() && !hooks.receiver_down() {
             match hooks.handed.clone().try_reserve_owned() {
                 Ok(slot) => slots.push(slot),
