@@ -62,6 +62,7 @@ macro_rules! on_both {
 on_both!(message_pages, check_message_pages);
 on_both!(notification_read_state, check_notification_read_state);
 on_both!(catch_up_order, check_catch_up_order);
+on_both!(message_with_event, check_message_with_event);
 
 fn note(user: &str, title: &str) -> NewNotification {
     NewNotification {
@@ -101,6 +102,46 @@ async fn check_message_pages(db: &Db) {
         messages::page(db, "other", Some(&ids[0]), 10).await,
         Err(AppError::NotFound)
     ));
+}
+
+/// A message stored with its `message.created` event (one round trip on both engines): both
+/// rows are there, the event's data is the message, and a leased event is not claimable.
+async fn check_message_with_event(db: &Db) {
+    use sio_gateway::db::outbox::{self, Lease, Record};
+    let (msg, event) = messages::insert(db, "r", "u", "hello", Record::Due).await.unwrap();
+    let event = event.expect("an event was asked for");
+    assert_eq!(event.kind, "message.created");
+    let (page, _) = messages::page(db, "r", None, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [msg.id.as_str()]
+    );
+    assert_eq!(outbox::pending(db).await.unwrap(), 1);
+    let now = sio_gateway::clock::unix_millis() as i64;
+    let claimed = outbox::claim(db, "a", now, 30_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, event.id_and_time.0);
+    let data: serde_json::Value = serde_json::from_str(&claimed[0].data).unwrap();
+    assert_eq!(data["id"], msg.id.as_str());
+    assert_eq!(data["text"], "hello");
+
+    let lease = Lease {
+        owner: "b".into(),
+        until_ms: now + 30_000,
+    };
+    let (_, leased) = messages::insert(db, "r", "u", "again", Record::Leased(lease))
+        .await
+        .unwrap();
+    assert!(leased.unwrap().lease.is_some());
+    assert_eq!(outbox::pending(db).await.unwrap(), 2);
+    assert!(
+        outbox::claim(db, "c", now, 30_000, 10).await.unwrap().is_empty(),
+        "a's and b's leases"
+    );
+    let (_, none) = messages::insert(db, "r", "u", "quiet", Record::Skip).await.unwrap();
+    assert!(none.is_none());
+    assert_eq!(outbox::pending(db).await.unwrap(), 2);
+    assert_eq!(messages::page(db, "r", None, 10).await.unwrap().0.len(), 3);
 }
 
 /// Notifications: pages, unread filter, mark by ids (only the owner's) and all, counts.

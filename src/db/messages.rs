@@ -61,18 +61,20 @@ pub async fn insert(
         insert.execute(db.writer()).await?;
         return Ok((msg, None));
     };
+    // The message and its event in one round trip, all or nothing: on SQLite a script in a
+    // transaction, on PostgreSQL one statement (the message's insert as a `WITH` clause).
+    let sql = match db.backend() {
+        Backend::Sqlite => format!("BEGIN IMMEDIATE; {INSERT}; {}; COMMIT;", outbox::insert_sql(6)),
+        Backend::Postgres => format!("WITH message AS ({INSERT}) {}", outbox::insert_sql(6)),
+    };
     let now_ms = crate::clock::unix_millis() as i64;
-    if db.backend() == Backend::Sqlite {
-        // The message and its event in one script: one round trip to the writer.
-        let sql = format!("BEGIN IMMEDIATE; {INSERT}; {}; COMMIT;", outbox::insert_sql(6));
-        let query = bind_message(sqlx::query(&sql), &msg);
-        db.sqlite_script(outbox::bind_event(query, &event, now_ms)).await?;
-        return Ok((msg, Some(event)));
+    let both = outbox::bind_event(bind_message(sqlx::query(&sql), &msg), &event, now_ms);
+    match db.backend() {
+        Backend::Sqlite => db.sqlite_script(both).await?,
+        Backend::Postgres => {
+            both.execute(db.writer()).await?;
+        }
     }
-    let mut tx = db.writer().begin().await?;
-    insert.execute(&mut *tx).await?;
-    outbox::insert_in(&mut tx, &event, now_ms).await?;
-    tx.commit().await?;
     Ok((msg, Some(event)))
 }
 
