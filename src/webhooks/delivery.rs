@@ -270,15 +270,8 @@ async fn run(
 async fn settle(db: Db, owner: String, mut delivered: mpsc::UnboundedReceiver<String>) {
     let mut ids = Vec::with_capacity(SETTLE_BATCH);
     while delivered.recv_many(&mut ids, SETTLE_BATCH).await > 0 {
-        // Gather a little more: one write for the deliveries of SETTLE_GATHER, not one each.
-        if ids.len() < SETTLE_BATCH {
-            tokio::time::sleep(SETTLE_GATHER).await;
-            while ids.len() < SETTLE_BATCH
-                && let Ok(id) = delivered.try_recv()
-            {
-                ids.push(id);
-            }
-        }
+        // One write for the deliveries of SETTLE_GATHER, not one each.
+        super::gather_more(&mut delivered, &mut ids, SETTLE_BATCH, SETTLE_GATHER).await;
         for attempt in 1..=3u64 {
             match outbox::finish_all(&db, &ids, &owner, unix_millis() as i64).await {
                 Ok(_) => break,

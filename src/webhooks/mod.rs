@@ -221,14 +221,7 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<NewEvent>, db: Db, hooks:
     let mut batch = Vec::with_capacity(BATCH);
     let mut slots = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if batch.len() < BATCH {
-            tokio::time::sleep(GATHER).await;
-            while batch.len() < BATCH
-                && let Ok(event) = rx.try_recv()
-            {
-                batch.push(event);
-            }
-        }
+        gather_more(&mut rx, &mut batch, BATCH, GATHER).await;
         while slots.len() < batch.len() && !hooks.receiver_down() {
             match hooks.handed.clone().try_reserve_owned() {
                 Ok(slot) => slots.push(slot),
@@ -260,5 +253,19 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<NewEvent>, db: Db, hooks:
             hooks.stored.notify_one();
         }
         batch.clear();
+    }
+}
+
+/// After a batch's first items: waits `wait`, then adds what arrived meanwhile, up to `max`
+/// (one write for what arrives within `wait`, not one for every few). A full batch goes at once.
+async fn gather_more<T>(rx: &mut mpsc::UnboundedReceiver<T>, batch: &mut Vec<T>, max: usize, wait: Duration) {
+    if batch.len() >= max {
+        return;
+    }
+    tokio::time::sleep(wait).await;
+    while batch.len() < max
+        && let Ok(item) = rx.try_recv()
+    {
+        batch.push(item);
     }
 }
