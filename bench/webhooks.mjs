@@ -119,7 +119,7 @@ function usage() {
 
   --quick                 smoke: 1 round, 500 connects, 100 sockets at 200/s for 3 s, drain of 2 000
   --rounds N              pairs of rounds (off, on) (default 3)
-  --connects N            handshakes per round (default 5000)
+  --connects N            handshakes per round (default 20000: a phase of a few seconds; one of 1 s on a shared 2-core VM swings ±30 %)
   --in-flight K           handshakes in flight (default 100)
   --sockets S             sockets of the sendMessage phase (default 1000)
   --room-size G           sockets per room (default 10)
@@ -149,7 +149,7 @@ function usage() {
 
 function parseArgs(argv) {
   const o = {
-    quick: false, rounds: 3, connects: 5000, inFlight: 100, sockets: 1000, roomSize: 10, rate: 1000, secs: 10,
+    quick: false, rounds: 3, connects: 20000, inFlight: 100, sockets: 1000, roomSize: 10, rate: 1000, secs: 10,
     backlog: 100000, outageSecs: 0, receiverStatus: 200, receiverBody: '{}', receiverDelayMs: 0, gatewayEnv: {}, overhead: true, drain: true, pin: true, receiverCpu: 1, receiverNice: 19,
     jsonOnly: false,
   };
