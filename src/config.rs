@@ -126,7 +126,14 @@ pub struct WebhookConfig {
     pub secret: Vec<u8>,
     /// The types sent (`WEBHOOK_EVENTS`; default all of [`WEBHOOK_TYPES`]).
     pub events: Vec<&'static str>,
+    /// Presence and room events held in memory while the database does not take them, at
+    /// most ([`WEBHOOK_QUEUE_MAX`]); more are dropped and counted.
+    pub queue_max: usize,
 }
+
+/// How many presence and room events a node holds in memory while its database does not
+/// take them (about 30 MB at most); more are dropped and counted.
+pub const WEBHOOK_QUEUE_MAX: usize = 100_000;
 
 impl WebhookConfig {
     /// Whether events of `kind` are sent.
@@ -690,7 +697,12 @@ fn webhook_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Webhoo
             })
             .collect::<Result<_, _>>()?,
     };
-    Ok(Some(WebhookConfig { url, secret, events }))
+    Ok(Some(WebhookConfig {
+        url,
+        secret,
+        events,
+        queue_max: WEBHOOK_QUEUE_MAX,
+    }))
 }
 
 /// A backend's `http://` or `https://` URL in `name`, if set.

@@ -191,11 +191,17 @@ impl From<sqlx::Error> for AppError {
 }
 
 /// Whether `e` says the database did not answer, rather than that the query was wrong: no
-/// connection in time, a connection refused or cut, a server shutting down or out of
-/// connections (SQLSTATE class 08, 57P01–57P03, 53300), or SQLite busy or locked.
+/// connection in time, a connection refused or cut, a server that broke off the protocol (a
+/// proxy in front of PostgreSQL that closes connections at once makes sqlx read a byte that
+/// is not there), a server shutting down or out of connections (SQLSTATE class 08,
+/// 57P01–57P03, 53300), or SQLite busy or locked.
 fn db_unavailable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             code.starts_with("08")
                 || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
@@ -287,7 +293,14 @@ mod tests {
     #[test]
     fn an_unreachable_database_is_unavailable_on_both_transports() {
         let refused = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
-        for e in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed, refused()] {
+        // What sqlx says when a proxy in front of PostgreSQL accepts and closes at once.
+        let cut_at_once = || sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            refused(),
+            cut_at_once(),
+        ] {
             let err = AppError::from(e);
             assert_eq!((err.code(), err.status().as_u16()), ("unavailable", 503));
             let ack = serde_json::to_value(Ack::<()>::from(Err(err))).unwrap();

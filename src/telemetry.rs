@@ -184,6 +184,12 @@ pub const SERIES: &[Series] = &[
         "Webhook calls (one per try), by type and outcome.",
     ),
     (
+        "sio_webhook_events_dropped_total",
+        Kind::Counter,
+        Start::Used,
+        "Presence and room webhook events dropped, by type: the database did not take them and the node's queue was full.",
+    ),
+    (
         "sio_webhooks_pending",
         Kind::Gauge,
         Start::Zero,
@@ -315,10 +321,15 @@ fn start_series(series: &[Series]) {
     }
 }
 
-/// Starts `sio_webhook_deliveries_total{type, outcome="delivered"}` at zero for each type sent.
+/// Starts `sio_webhook_deliveries_total{type, outcome="delivered"}` at zero for each type sent,
+/// and `sio_webhook_events_dropped_total{type}` for each presence and room type sent (the
+/// others are stored with their change, never queued).
 pub fn start_webhook_series(types: &[&'static str]) {
     for &kind in types {
         counter!("sio_webhook_deliveries_total", "type" => kind, "outcome" => "delivered").increment(0);
+        if kind.starts_with("user.") || kind.starts_with("room.") {
+            counter!("sio_webhook_events_dropped_total", "type" => kind).increment(0);
+        }
     }
 }
 
@@ -436,6 +447,11 @@ pub fn record_proxy_call(event: String, outcome: &'static str, took: Option<Dura
 /// `timeout`, `unreachable`).
 pub fn record_webhook(kind: &str, outcome: &'static str) {
     counter!("sio_webhook_deliveries_total", "type" => kind.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// A presence or room webhook event dropped because the recorder's queue was full.
+pub fn record_webhook_event_dropped(kind: &'static str) {
+    counter!("sio_webhook_events_dropped_total", "type" => kind).increment(1);
 }
 
 /// Whether this node's webhook delivery counts the receiver as down (1) or not (0).

@@ -123,15 +123,7 @@ async fn health_and_metrics() {
     assert_eq!(app.http().get(app.url("/readyz")).send().await.unwrap().status(), 200);
     let mut s = app.user("alice").await;
     s.call("joinRoom", json!({"roomId": "m"})).await;
-    let text = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     for series in [
         "sio_connects_total",
         "sio_events_total",

@@ -271,7 +271,7 @@ async fn settle(db: Db, owner: String, mut delivered: mpsc::UnboundedReceiver<St
     let mut ids = Vec::with_capacity(SETTLE_BATCH);
     while delivered.recv_many(&mut ids, SETTLE_BATCH).await > 0 {
         // One write for the deliveries of SETTLE_GATHER, not one each.
-        super::gather_more(&mut delivered, &mut ids, SETTLE_BATCH, SETTLE_GATHER).await;
+        super::gather_more(&mut ids, SETTLE_BATCH, SETTLE_GATHER, || delivered.try_recv().ok()).await;
         for attempt in 1..=3u64 {
             match outbox::finish_all(&db, &ids, &owner, unix_millis() as i64).await {
                 Ok(_) => break,

@@ -10,10 +10,20 @@
 //! While the loop has room, a node stores its own new events already leased to itself and
 //! hands them to its loop in memory ([`Webhooks::before_store`]), so that a new event costs
 //! one write (its insert) plus a share of a batched "delivered" write, not a claim as well.
+//!
+//! While the database does not take the recorder's writes, its queue holds up to
+//! `WebhookConfig::queue_max` events in memory; past that, new presence and room events are
+//! dropped and counted (`sio_webhook_events_dropped_total`), with one warning per outage.
 
 pub mod delivery;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
+    time::Duration,
+};
 
 use tokio::sync::{Notify, mpsc};
 
@@ -40,7 +50,9 @@ const HANDED_MAX: usize = 256;
 /// This node's webhooks: the filter, the recorder's queue, and the delivery loop's wake-up.
 pub struct Webhooks {
     cfg: WebhookConfig,
-    queue: std::sync::Mutex<Option<mpsc::UnboundedSender<NewEvent>>>,
+    queue: std::sync::Mutex<Option<mpsc::Sender<NewEvent>>>,
+    /// Set while the recorder's queue is full and events are dropped (one warning each time).
+    dropping: AtomicBool,
     /// This node's name in leases.
     owner: Arc<str>,
     /// New events leased to this node, on their way to its delivery loop.
@@ -49,7 +61,7 @@ pub struct Webhooks {
     pub stored: Notify,
     /// Set by the delivery loop while the receiver fails every call (it then probes with one
     /// event per pause); new events are stored due instead of handed over meanwhile.
-    receiver_down: std::sync::atomic::AtomicBool,
+    receiver_down: AtomicBool,
 }
 
 /// An event being stored in the transaction of a change; see [`Webhooks::before_store`].
@@ -80,13 +92,14 @@ impl Storing {
 
 /// Records events into the recorder's queue; see [`Webhooks::sink`].
 pub struct Sink {
-    tx: mpsc::UnboundedSender<NewEvent>,
+    tx: mpsc::Sender<NewEvent>,
+    hooks: Arc<Webhooks>,
 }
 
 impl Sink {
     /// Records an event of `kind` (its type already known to be wanted).
     pub fn record(&self, kind: &'static str, data: serde_json::Value) {
-        let _ = self.tx.send(NewEvent::now(kind, data));
+        self.hooks.enqueue(&self.tx, kind, data);
     }
 }
 
@@ -105,11 +118,12 @@ impl Webhooks {
             .collect();
         crate::telemetry::start_webhook_series(&wanted);
         crate::telemetry::record_webhook_receiver_down(false);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(cfg.queue_max.max(1));
         let (handed, handed_rx) = mpsc::channel(HANDED_MAX);
         let hooks = Arc::new(Self {
             cfg,
             queue: std::sync::Mutex::new(Some(tx)),
+            dropping: AtomicBool::new(false),
             owner: owner.into(),
             handed,
             stored: Notify::new(),
@@ -126,12 +140,12 @@ impl Webhooks {
 
     /// Whether the receiver counts as down (see [`delivery`]).
     pub fn receiver_down(&self) -> bool {
-        self.receiver_down.load(std::sync::atomic::Ordering::Relaxed)
+        self.receiver_down.load(Relaxed)
     }
 
     /// Says whether the receiver counts as down.
     fn set_receiver_down(&self, down: bool) {
-        if self.receiver_down.swap(down, std::sync::atomic::Ordering::Relaxed) != down {
+        if self.receiver_down.swap(down, Relaxed) != down {
             crate::telemetry::record_webhook_receiver_down(down);
             if down {
                 tracing::warn!("the webhook receiver fails every call: probing it with one event at a time");
@@ -187,16 +201,33 @@ impl Webhooks {
         }
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = queue.as_ref() {
-            let _ = tx.send(NewEvent::now(kind, data));
+            self.enqueue(tx, kind, data);
+        }
+    }
+
+    /// Puts an event in the recorder's queue, or drops and counts it when the queue is full
+    /// (the database has not taken the recorder's writes for a while).
+    fn enqueue(&self, tx: &mpsc::Sender<NewEvent>, kind: &'static str, data: serde_json::Value) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(NewEvent::now(kind, data)) {
+            crate::telemetry::record_webhook_event_dropped(kind);
+            if !self.dropping.swap(true, Relaxed) {
+                tracing::warn!(
+                    held = self.cfg.queue_max,
+                    "the database has not taken webhook events for a while: new presence and room events are dropped"
+                );
+            }
         }
     }
 
     /// A handle for recording an event later (after an await, in another task): the
     /// recorder stays open until the handle is dropped, so a graceful stop waits for it.
     /// `None` after [`Webhooks::close`].
-    pub fn sink(&self) -> Option<Sink> {
+    pub fn sink(self: &Arc<Self>) -> Option<Sink> {
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.as_ref().map(|tx| Sink { tx: tx.clone() })
+        queue.as_ref().map(|tx| Sink {
+            tx: tx.clone(),
+            hooks: self.clone(),
+        })
     }
 
     /// Takes no more events: the recorder writes what it has and ends.
@@ -217,11 +248,11 @@ impl Recorder {
 
 /// The recorder: stores queued events in batches, retrying while the database is away. As
 /// many as the delivery loop has room for are stored leased to this node and handed over.
-async fn write_batches(mut rx: mpsc::UnboundedReceiver<NewEvent>, db: Db, hooks: Arc<Webhooks>) {
+async fn write_batches(mut rx: mpsc::Receiver<NewEvent>, db: Db, hooks: Arc<Webhooks>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut slots = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        gather_more(&mut rx, &mut batch, BATCH, GATHER).await;
+        gather_more(&mut batch, BATCH, GATHER, || rx.try_recv().ok()).await;
         while slots.len() < batch.len() && !hooks.receiver_down() {
             match hooks.handed.clone().try_reserve_owned() {
                 Ok(slot) => slots.push(slot),
@@ -236,7 +267,12 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<NewEvent>, db: Db, hooks:
                 event.lease = Some(lease.clone());
             }
             match outbox::insert_all(&db, &batch, crate::clock::unix_millis() as i64).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    if hooks.dropping.swap(false, Relaxed) {
+                        tracing::info!("the database takes webhook events again");
+                    }
+                    break;
+                }
                 Err(e) => {
                     e.body();
                     tracing::warn!(events = batch.len(), "could not store webhook events; retrying");
@@ -256,15 +292,16 @@ async fn write_batches(mut rx: mpsc::UnboundedReceiver<NewEvent>, db: Db, hooks:
     }
 }
 
-/// After a batch's first items: waits `wait`, then adds what arrived meanwhile, up to `max`
-/// (one write for what arrives within `wait`, not one for every few). A full batch goes at once.
-async fn gather_more<T>(rx: &mut mpsc::UnboundedReceiver<T>, batch: &mut Vec<T>, max: usize, wait: Duration) {
+/// After a batch's first items: waits `wait`, then adds what arrived meanwhile (taken by
+/// `next`), up to `max` (one write for what arrives within `wait`, not one for every few). A
+/// full batch goes at once.
+async fn gather_more<T>(batch: &mut Vec<T>, max: usize, wait: Duration, mut next: impl FnMut() -> Option<T>) {
     if batch.len() >= max {
         return;
     }
     tokio::time::sleep(wait).await;
     while batch.len() < max
-        && let Ok(item) = rx.try_recv()
+        && let Some(item) = next()
     {
         batch.push(item);
     }

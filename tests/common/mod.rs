@@ -28,6 +28,13 @@ pub struct TestApp {
 impl TestApp {
     /// Starts a gateway with the test secret and key, plus `env` overrides.
     pub async fn spawn(env: &[(&str, &str)]) -> Self {
+        let (cfg, dir) = Self::config(env);
+        Self::spawn_with(cfg, dir).await
+    }
+
+    /// The configuration [`TestApp::spawn`] starts with, and the data folder it uses, for a
+    /// test that changes what no variable sets.
+    pub fn config(env: &[(&str, &str)]) -> (Config, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = format!("sqlite://{}", dir.path().join("gateway.db").display());
         let mut vars: HashMap<String, String> = HashMap::from([
@@ -39,7 +46,7 @@ impl TestApp {
             vars.insert(k.to_string(), v.to_string());
         }
         let cfg = Config::from_lookup(|k| vars.get(k).cloned()).expect("config");
-        Self::spawn_with(cfg, dir).await
+        (cfg, dir)
     }
 
     /// Starts a gateway with a prepared configuration.
@@ -93,6 +100,17 @@ impl TestApp {
     pub fn http(&self) -> reqwest::Client {
         sio_gateway::outbound::install_crypto();
         reqwest::Client::new()
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .http()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        r.text().await.expect("metrics text")
     }
 
     /// Opens a raw Socket.IO connection with `auth` as the CONNECT payload.
@@ -291,4 +309,5 @@ pub enum Frame {
     /// Nothing arrived in time.
     Silent,
 }
+pub mod relay;
 pub mod services;
