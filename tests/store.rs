@@ -395,8 +395,20 @@ async fn outbox_leases_check(db: &Db) {
     assert_eq!(ids(&d), expected);
     assert_eq!(d.iter().find(|r| r.id == second).unwrap().attempts, 1);
     assert_eq!(outbox::pending(db).await.unwrap(), 2);
-    assert_eq!(outbox::prune(db, 3_000, 100).await.unwrap(), 1, "the delivered row");
-    assert_eq!(outbox::prune(db, 3_000, 100).await.unwrap(), 0);
+    // Pruned by id: done rows of events that happened before the given moment.
+    let made_ms = sio_gateway::clock::unix_millis() as i64;
+    assert_eq!(
+        outbox::prune(db, made_ms - 3_600_000, 100).await.unwrap(),
+        0,
+        "too recent"
+    );
+    assert_eq!(
+        outbox::prune(db, made_ms + 1_000, 100).await.unwrap(),
+        1,
+        "the delivered row"
+    );
+    assert_eq!(outbox::prune(db, made_ms + 1_000, 100).await.unwrap(), 0);
+    assert_eq!(outbox::pending(db).await.unwrap(), 2, "pending rows are kept");
 
     // Stored already leased to the node that stores it (and will deliver it at once): no other
     // node claims it while the lease runs; batched "delivered" marks only the holder's rows.

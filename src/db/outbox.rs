@@ -295,15 +295,29 @@ pub async fn pending(db: &Db) -> Result<i64> {
     Ok(row.try_get("n")?)
 }
 
-/// Deletes up to `limit` events done before `before_ms`; how many it deleted.
+/// Deletes up to `limit` done events that happened before `before_ms` (their ids, UUIDv7,
+/// sort below the first id of that millisecond); how many it deleted. They are found on a
+/// reading connection, so that old rows still pending are passed over outside the writer's
+/// lock, then deleted by id.
 pub async fn prune(db: &Db, before_ms: i64, limit: i64) -> Result<u64> {
-    let done = sqlx::query(
-        "DELETE FROM webhook_outbox WHERE id IN \
-         (SELECT id FROM webhook_outbox WHERE done_at IS NOT NULL AND done_at < $1 LIMIT $2)",
-    )
-    .bind(before_ms)
-    .bind(limit)
-    .execute(db.writer())
-    .await?;
-    Ok(done.rows_affected())
+    let floor = super::id_floor_at(before_ms.max(0) as u64);
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM webhook_outbox WHERE id < $1 AND done_at IS NOT NULL ORDER BY id LIMIT $2")
+            .bind(floor)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut params = Params::new(db.backend());
+    let sql = format!(
+        "DELETE FROM webhook_outbox WHERE done_at IS NOT NULL AND id IN ({})",
+        params.list(ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in &ids {
+        query = query.bind(id.as_str());
+    }
+    Ok(query.execute(db.writer()).await?.rows_affected())
 }

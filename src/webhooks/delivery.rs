@@ -2,7 +2,7 @@
 //! claims other due outbox rows with a lease; POSTs each as `{ id, type, createdAt, data }`
 //! signed with `WEBHOOK_SECRET`; marks it delivered on a 2xx (in batches) and otherwise
 //! schedules the next try (1 s, 2 s, 4 s … at most 5 min apart), for at least 24 hours.
-//! Delivered rows are pruned after an hour.
+//! Done rows (delivered or expired) are pruned once their event is an hour old.
 //!
 //! The loop and its calls run on a [`Background`] runtime (a thread of lower priority), so
 //! that a node busy with its clients delivers with the CPU they leave instead of slowing
@@ -67,7 +67,7 @@ const SETTLE_BATCH: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Tries go on for at least this long after the event happened; then it is marked expired.
 const KEEP_TRYING: Duration = Duration::from_secs(24 * 3600);
-/// Done rows are deleted this long after they were done.
+/// Done rows are deleted once their event happened this long ago (pruned by id: UUIDv7).
 const KEEP_DONE: Duration = Duration::from_secs(3600);
 /// How often done rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -454,11 +454,12 @@ fn expired(event: &Claimed, now_ms: u64) -> bool {
     now_ms.saturating_sub(created) >= KEEP_TRYING.as_millis() as u64
 }
 
-/// Deletes done rows older than [`KEEP_DONE`], in bounded steps.
+/// Deletes done rows of events older than [`KEEP_DONE`], in bounded steps.
 async fn prune(db: &Db) {
+    const STEP: i64 = 1_000;
     let before = unix_millis().saturating_sub(KEEP_DONE.as_millis() as u64) as i64;
-    while let Ok(n) = outbox::prune(db, before, 10_000).await {
-        if n < 10_000 {
+    while let Ok(n) = outbox::prune(db, before, STEP).await {
+        if n < STEP as u64 {
             break;
         }
     }
