@@ -1,5 +1,7 @@
 //! The `messages` table: chat messages of client rooms.
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 use sqlx::Row;
 
@@ -34,6 +36,13 @@ fn from_row(r: sqlx::any::AnyRow) -> Result<Message, sqlx::Error> {
 
 /// The insert of one message.
 const INSERT: &str = "INSERT INTO messages (id, room_id, user_id, text, created_at) VALUES ($1, $2, $3, $4, $5)";
+/// A message and its event in one round trip, all or nothing, on SQLite: a script in a
+/// transaction. Written once, not per message.
+static WITH_EVENT_SQLITE: LazyLock<String> =
+    LazyLock::new(|| format!("BEGIN IMMEDIATE; {INSERT}; {}; COMMIT;", outbox::insert_sql(6)));
+/// The same on PostgreSQL: one statement, the message's insert as a `WITH` clause.
+static WITH_EVENT_POSTGRES: LazyLock<String> =
+    LazyLock::new(|| format!("WITH message AS ({INSERT}) {}", outbox::insert_sql(6)));
 
 /// Stores a message and returns it, with its `message.created` webhook event when `record`
 /// asks for one (stored in the same transaction).
@@ -52,23 +61,20 @@ pub async fn insert(
         text: text.into(),
         created_at,
     };
-    let insert = bind_message(sqlx::query(INSERT), &msg);
     let Some(event) = outbox::event_for(
         record,
         "message.created",
         serde_json::to_value(&msg).unwrap_or_default(),
     ) else {
-        insert.execute(db.writer()).await?;
+        bind_message(sqlx::query(INSERT), &msg).execute(db.writer()).await?;
         return Ok((msg, None));
     };
-    // The message and its event in one round trip, all or nothing: on SQLite a script in a
-    // transaction, on PostgreSQL one statement (the message's insert as a `WITH` clause).
-    let sql = match db.backend() {
-        Backend::Sqlite => format!("BEGIN IMMEDIATE; {INSERT}; {}; COMMIT;", outbox::insert_sql(6)),
-        Backend::Postgres => format!("WITH message AS ({INSERT}) {}", outbox::insert_sql(6)),
+    let sql: &'static str = match db.backend() {
+        Backend::Sqlite => &WITH_EVENT_SQLITE,
+        Backend::Postgres => &WITH_EVENT_POSTGRES,
     };
     let now_ms = crate::clock::unix_millis() as i64;
-    let both = outbox::bind_event(bind_message(sqlx::query(&sql), &msg), &event, now_ms);
+    let both = outbox::bind_event(bind_message(sqlx::query(sql), &msg), &event, now_ms);
     match db.backend() {
         Backend::Sqlite => db.sqlite_script(both).await?,
         Backend::Postgres => {

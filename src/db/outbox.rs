@@ -8,7 +8,7 @@
 //! an event at once stores it already leased to itself ([`Record::Leased`]), which saves the
 //! claim; deliveries are marked done in batches ([`finish_all`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use sqlx::{AnyConnection, Row};
 
@@ -129,10 +129,14 @@ pub(crate) fn bind_event<'q>(
         .bind(until)
 }
 
+/// The statement storing one event on its own, written once.
+static INSERT_ONE: LazyLock<String> = LazyLock::new(|| insert_sql(1));
+
 /// Stores one event on `conn` (inside the caller's transaction).
 pub async fn insert_in(conn: &mut AnyConnection, event: &NewEvent, now_ms: i64) -> Result<()> {
-    let sql = insert_sql(1);
-    bind_event(sqlx::query(&sql), event, now_ms).execute(conn).await?;
+    bind_event(sqlx::query(&INSERT_ONE), event, now_ms)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

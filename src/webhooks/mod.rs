@@ -206,16 +206,24 @@ impl Webhooks {
     }
 
     /// Puts an event in the recorder's queue, or drops and counts it when the queue is full
-    /// (the database has not taken the recorder's writes for a while).
+    /// (the database has not taken the recorder's writes for a while): its id and text are
+    /// made only when there is room for it.
     fn enqueue(&self, tx: &mpsc::Sender<NewEvent>, kind: &'static str, data: serde_json::Value) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(NewEvent::now(kind, data)) {
-            crate::telemetry::record_webhook_event_dropped(kind);
-            if !self.dropping.swap(true, Relaxed) {
-                tracing::warn!(
-                    held = self.cfg.queue_max,
-                    "the database has not taken webhook events for a while: new presence and room events are dropped"
-                );
-            }
+        match tx.try_reserve() {
+            Ok(slot) => slot.send(NewEvent::now(kind, data)),
+            Err(mpsc::error::TrySendError::Closed(())) => {}
+            Err(mpsc::error::TrySendError::Full(())) => self.dropped(kind),
+        }
+    }
+
+    /// Counts a dropped event, with one warning when dropping starts.
+    fn dropped(&self, kind: &'static str) {
+        crate::telemetry::record_webhook_event_dropped(kind);
+        if !self.dropping.swap(true, Relaxed) {
+            tracing::warn!(
+                held = self.cfg.queue_max,
+                "the database has not taken webhook events for a while: new presence and room events are dropped"
+            );
         }
     }
 
